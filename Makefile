@@ -1,0 +1,42 @@
+# Two commands do all setup on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_OUT := distributed/grpc/generated
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: install run test bench lint proto clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	# torch first: the CPU wheel on CPU machines here, PyPI's default (CUDA) wheel on GPU machines.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) proto
+
+proto: $(STAMP)
+	@if [ -f distributed/grpc/planner.proto ]; then \
+	  mkdir -p $(PROTO_OUT) && touch $(PROTO_OUT)/__init__.py && \
+	  $(PY) -m grpc_tools.protoc -Idistributed/grpc --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+	    distributed/grpc/planner.proto && \
+	  sed -i 's/^import planner_pb2/from . import planner_pb2/' $(PROTO_OUT)/planner_pb2_grpc.py; fi
+
+run: install
+	$(PY) -m pixelplan.distributed.cli eval --env grid --agent random --episodes 30 --out runs/random-grid
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m pixelplan.bench all
+
+lint: install
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) $(PROTO_OUT) runs bench/results

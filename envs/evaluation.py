@@ -1,0 +1,102 @@
+"""Goal-achievement evaluation: many episodes in lockstep so a policy can batch its decisions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .base import PixelEnv
+from .goals import GoalSet, achieved
+
+
+class GoalPolicy(Protocol):
+    def act(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For a batch: (actions, stop). ``stop[i]`` ends episode i now (the agent's end token)."""
+
+
+class RandomGoalPolicy:
+    """Uniform random actions until the time limit; never stops early."""
+
+    def __init__(self, env: PixelEnv, seed: int = 0) -> None:
+        self.env, self.rng = env, np.random.default_rng(seed)
+
+    def act(self, obs, goals, steps_left):
+        actions = np.array([self.env.sample_action(self.rng) for _ in range(len(obs))])
+        return actions, np.zeros(len(obs), bool)
+
+
+@dataclass
+class EvalResult:
+    goal_index: np.ndarray  # (E,)
+    achieved: np.ndarray  # (E,) bool
+    steps: np.ndarray  # (E,) steps taken before judging
+    optimal: np.ndarray  # (E,) bool, achieved in the shortest possible number of steps (grid only)
+    final_frames: np.ndarray  # (E, *frame_shape)
+    final_features: np.ndarray  # (E, F)
+    has_optimal: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def achievement_rate(self) -> float:
+        return float(self.achieved.mean())
+
+    @property
+    def optimal_rate(self) -> float:
+        return float(self.optimal.mean()) if self.has_optimal else float("nan")
+
+    def summary(self) -> dict[str, float]:
+        out = {"eval/achievement": self.achievement_rate, "eval/episodes": float(len(self.achieved)),
+               "eval/mean_steps": float(self.steps.mean())}
+        if self.has_optimal:
+            out["eval/optimal"] = self.optimal_rate
+        return out
+
+
+def evaluate(make_env: Callable[[], PixelEnv], goals: GoalSet, policy: GoalPolicy, episodes: int | None = None,
+             seed: int = 0, batch_size: int | None = None,
+             progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Run ``episodes`` goal-reaching episodes (goal i % len(goals)); judge at stop or time limit."""
+    episodes = episodes or len(goals)
+    batch_size = batch_size or min(episodes, len(goals))
+    envs = [make_env() for _ in range(batch_size)]
+    spec = envs[0].spec
+    records = []
+    try:
+        for start in range(0, episodes, batch_size):
+            idx = np.arange(start, min(start + batch_size, episodes))
+            records.extend(_run_batch(envs[: len(idx)], goals, idx, policy, seed))
+            if progress:
+                progress(len(records))
+    finally:
+        for env in envs:
+            env.close()
+    gi, ok, steps, frames, feats, opt = (np.array(col) for col in zip(*records))
+    has_opt = hasattr(envs[0], "shortest_path_length")
+    return EvalResult(gi, ok.astype(bool), steps, opt.astype(bool) & has_opt, frames, feats, has_opt,
+                      {"env_id": spec.env_id})
+
+
+def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, policy: GoalPolicy, seed: int):
+    n, limit = len(envs), envs[0].spec.time_limit
+    gidx = episode_ids % len(goals)
+    obs = np.stack([env.reset(seed=seed + int(e)) for env, e in zip(envs, episode_ids)])
+    active, steps = np.ones(n, bool), np.zeros(n, np.int64)
+    while active.any():
+        ids = np.flatnonzero(active)
+        actions, stop = policy.act(obs[ids], goals.frames[gidx[ids]], limit - steps[ids])
+        for k, i in enumerate(ids):
+            if stop[k]:
+                active[i] = False
+                continue
+            step = envs[i].step(actions[k])
+            obs[i], steps[i] = step.obs, steps[i] + 1
+            if step.terminated or step.truncated:
+                active[i] = False
+    out = []
+    for i, env in enumerate(envs):
+        feats = env.goal_features()
+        ok = bool(achieved(feats, goals.features[gidx[i]], goals.ranges))
+        best = env.shortest_path_length(goals.features[gidx[i]]) if hasattr(env, "shortest_path_length") else -1
+        out.append((gidx[i], ok, steps[i], env.frame(), feats, ok and steps[i] == best))
+    return out
