@@ -2,7 +2,8 @@
 
 Map syntax: '#' wall, '.' floor, 'S' start (optional: default is the centre cell); lines starting
 with '#' followed by a space are comments. The image has one ``cell_px`` square per map cell:
-floor 0, wall 128, agent 255.
+floor 0, wall 128, agent 255. With ``reward_cell`` set the world is also a reward task (reward 1
+and termination on entering that cell): a cheap pixel task for reward-driven agents.
 """
 from __future__ import annotations
 
@@ -55,8 +56,14 @@ def resolve_map(name: str) -> str:
 
 class GridWorld(PixelEnv):
     def __init__(self, layout: str = "", time_limit: int | None = None, cell_px: int = 1,
-                 env_id: str = "grid") -> None:
+                 env_id: str = "grid", reward_cell: tuple[int, int] | None = None) -> None:
         self.walls, start = parse_map(resolve_map(layout))
+        if reward_cell is not None:
+            reward_cell = tuple(int(v) for v in reward_cell)
+            inside = all(0 <= v < n for v, n in zip(reward_cell, self.walls.shape))
+            if len(reward_cell) != 2 or not inside or self.walls[reward_cell]:
+                raise ValueError(f"reward_cell {reward_cell} must be a floor cell (row, col) of the map")
+        self.reward_cell = reward_cell
         free = np.argwhere(~self.walls)
         if start is None:
             centre = np.array(self.walls.shape) // 2
@@ -107,7 +114,8 @@ class GridWorld(PixelEnv):
         nxt = (self.pos[0] + MOVES[action][0], self.pos[1] + MOVES[action][1])
         if not self.walls[nxt]:
             self.pos = nxt
-        return self.render_at(self.pos), 0.0, False
+        reached = self.pos == self.reward_cell
+        return self.render_at(self.pos), float(reached), reached
 
     def goal_features(self) -> np.ndarray:
         return np.array(self.pos, np.float64)

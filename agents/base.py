@@ -1,0 +1,69 @@
+"""The contract between agents and the runtime (workers, learners, planner service).
+
+Agents are plain torch code: they take batches (``envs.batches``) and never see the replay,
+Ray or the network. The runtime builds them from ``(spec, config)`` through ``agents.registry``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from pixelplan.envs.batches import PairBatch, SequenceBatch
+from pixelplan.envs.spec import EnvSpec
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What a learner asks the replay for, and how fast (the rate limiter's settings)."""
+
+    kind: Literal["pairs", "windows"]
+    batch_size: int
+    length: int  # max pair distance (pairs) or window length L (windows)
+    replay_ratio: float  # sampled items per inserted env step
+    min_steps_learn: int  # env steps in replay before the first update
+    cross_episodes: bool = False
+
+
+@dataclass
+class PlanResult:
+    """Plans for a batch of requests: ``actions[b, :lengths[b]]`` (no end token), tagged with a version."""
+
+    actions: np.ndarray  # (B, max_len) int64, -1 after the plan's end
+    lengths: np.ndarray  # (B,) int64 >= 1
+    scores: np.ndarray  # (B,) float, Eq. 8 log-score of the returned plan
+    version: int = 0
+
+
+class Agent(Protocol):
+    spec: EnvSpec
+    goal_conditioned: bool  # True: acts through plan(); False: through act()
+
+    def sample_request(self) -> SampleRequest: ...
+
+    def learn(self, batch: PairBatch | SequenceBatch) -> dict[str, float]:
+        """One update; returns namespaced scalars ("loss/idm", "grad_norm", ...)."""
+
+    def policy_weights(self) -> dict[str, Any]:
+        """Inference-only weights on CPU (what the planner service and workers need)."""
+
+    def load_policy_weights(self, weights: dict[str, Any]) -> None: ...
+
+    def state_dict(self) -> dict:
+        """Everything to resume: models, optimisers, counters, RNG states, config."""
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class GoalAgent(Agent, Protocol):
+    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray, seed: int | None = None) -> PlanResult:
+        """Batched planning for (obs, goal) requests; plan b is at most steps_left[b] long."""
+
+
+class PolicyAgent(Agent, Protocol):
+    def initial_carry(self, batch: int) -> Any:
+        """Recurrent state for ``batch`` fresh episodes (None for stateless policies)."""
+
+    def act(self, obs: np.ndarray, carry: Any, first: np.ndarray, explore: bool, env_steps: int) -> tuple[np.ndarray, Any]:
+        """Actions for a batch; ``first[b]`` resets env b's carry; exploration noise follows ``env_steps``."""

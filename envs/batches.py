@@ -1,0 +1,42 @@
+"""Batches the replay service hands to learners (agents take batches, never the replay itself)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PairBatch:
+    """Hindsight-relabeled (s_i, a_i..a_{j-1}, s_j) tuples for GLAMOR.
+
+    ``actions[b, :lengths[b]]`` are the real actions, ``actions[b, lengths[b]]`` is the end token,
+    everything after it the pad token; width = max_len + 1.
+    """
+
+    obs: np.ndarray  # (B, stack*C, H, W) uint8: observation stack at i
+    goals: np.ndarray  # (B, C, H, W) uint8: frame at j
+    actions: np.ndarray  # (B, max_len + 1) int64
+    lengths: np.ndarray  # (B,) int64: j - i >= 1
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+@dataclass
+class SequenceBatch:
+    """Windows of L transitions (Dreamer sequences, ALM K-step windows).
+
+    ``obs[:, t]`` is the observation before ``actions[:, t]``; ``obs[:, L]`` the one after the last.
+    ``is_first[:, t]`` marks an episode start (only possible inside a window when crossing episodes
+    was asked for). ``terminals[:, t]``: the env terminated after ``actions[:, t]``.
+    """
+
+    obs: np.ndarray  # (B, L+1, *obs_shape) uint8 pixels (stacked) or float32 states
+    actions: np.ndarray  # (B, L) int64 or (B, L, A) float32
+    rewards: np.ndarray  # (B, L) float32
+    terminals: np.ndarray  # (B, L) bool
+    is_first: np.ndarray  # (B, L+1) bool
+
+    def __len__(self) -> int:
+        return len(self.rewards)
