@@ -12,7 +12,8 @@ from .goals import GoalSet, achieved
 
 class GoalPolicy(Protocol):
     def act(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For a batch: (actions, stop). ``stop[i]`` ends episode i now (the agent's end token)."""
+        """For a batch: (actions, stop). ``stop[i]``: take ``actions[i]``, then end episode i (the
+        agent's plan was that action followed by its end token)."""
 
 
 class RandomGoalPolicy:
@@ -86,12 +87,9 @@ def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, po
         ids = np.flatnonzero(active)
         actions, stop = policy.act(obs[ids], goals.frames[gidx[ids]], limit - steps[ids])
         for k, i in enumerate(ids):
-            if stop[k]:
-                active[i] = False
-                continue
             step = envs[i].step(actions[k])
             obs[i], steps[i] = step.obs, steps[i] + 1
-            if step.terminated or step.truncated:
+            if stop[k] or step.terminated or step.truncated:
                 active[i] = False
     out = []
     for i, env in enumerate(envs):

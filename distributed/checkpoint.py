@@ -1,0 +1,60 @@
+"""Atomic checkpoints: a crash mid-write never leaves a broken checkpoint behind.
+
+Each checkpoint is written to a temporary file, fsynced and renamed into place; ``latest``
+picks the newest file that loads. Replay contents are not in checkpoints (they survive through
+the Redis backend instead), so checkpoints stay small.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+_NAME = re.compile(r"ckpt-(\d+)\.pt$")
+
+
+def save_checkpoint(folder: str | Path, state: dict, step: int, keep: int = 3) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ckpt-{step:09d}.pt"
+    tmp = folder / f".{path.name}.tmp"
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    for old in sorted(folder.glob("ckpt-*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    folder = Path(folder)
+    found = sorted((p for p in folder.glob("ckpt-*.pt") if _NAME.search(p.name)), reverse=True)
+    return found[0] if found else None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint in {path}")
+        path = found
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_goal_policy(path: str, spec):
+    """A trained goal agent from a run folder or checkpoint, as an evaluation GoalPolicy."""
+    from pixelplan.agents.registry import make_agent
+
+    from .config import RunConfig
+    from .eval_policies import AgentGoalPolicy
+
+    state = load_checkpoint(path)
+    run = RunConfig.from_dict(state["config"])
+    agent = make_agent(run.agent, spec, run.agent_overrides, device="cpu")
+    agent.load_state_dict(state["learner"]["agent"])
+    return AgentGoalPolicy(agent.plan)

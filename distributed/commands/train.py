@@ -1,0 +1,73 @@
+"""`pixelplan train`: one run, local (one process, no Ray) or on a Ray cluster."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..config import PlannerConfig, RunConfig, apply_overrides
+from ..replay.config import ReplayConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    d = RunConfig()
+    p = sub.add_parser("train", help="train an agent (local mode or Ray)",
+                       description="Train an agent. Every field of the run config can also be set with --set.")
+    p.add_argument("--agent", default=d.agent, help="glamor | dreamer | alm | stub")
+    p.add_argument("--env", default=d.env, help="env id, e.g. grid, atari:pong, dmc:cartpole-balance")
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--envs-per-worker", type=int, default=d.envs_per_worker)
+    p.add_argument("--shards", type=int, default=1, help="replay shards")
+    p.add_argument("--learners", type=int, default=d.learners, help=">1: data-parallel (torch.distributed)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--steps", type=int, default=d.steps, help="env steps to collect")
+    p.add_argument("--mode", choices=("local", "ray"), default=d.mode)
+    p.add_argument("--address", default=None, help="Ray address to join ('auto' inside a Ray job)")
+    p.add_argument("--resume", default=None, help="run folder to continue from its latest checkpoint")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--out", default=None, help="run folder (default runs/<agent>-<env>-s<seed>)")
+    p.add_argument("--device", default=d.device, help="learner device: auto | cpu | cuda")
+    p.add_argument("--learner-gpus", type=float, default=d.learner_gpus)
+    p.add_argument("--planner-gpus", type=float, default=d.planner_gpus)
+    p.add_argument("--replay-backend", choices=("memory", "redis"), default="memory")
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override any setting: agent.lr=3e-4 env.time_limit=50 replay.capacity=100000 eval_every=0")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    out = args.out or f"runs/{args.agent}-{args.env.replace(':', '-').replace('/', '_')}-s{args.seed}"
+    replay = ReplayConfig(shards=args.shards, backend=args.replay_backend, redis_url=args.redis_url, seed=args.seed)
+    config = RunConfig(agent=args.agent, env=args.env, steps=args.steps, seed=args.seed, mode=args.mode,
+                       address=args.address, workers=args.workers, envs_per_worker=args.envs_per_worker,
+                       learners=args.learners, device=args.device, learner_gpus=args.learner_gpus,
+                       planner_gpus=args.planner_gpus, out=out, resume=args.resume, metrics_port=args.metrics_port,
+                       progress=not args.no_progress, replay=replay, planner=PlannerConfig())
+    if args.resume:
+        saved = Path(args.resume) / "config.json"
+        if not saved.exists():
+            raise FileNotFoundError(f"--resume {args.resume}: no config.json there")
+        config = dataclasses.replace(RunConfig.load(saved), resume=args.resume, steps=args.steps,
+                                     mode=args.mode, address=args.address, progress=not args.no_progress)
+    return apply_overrides(config, args.set)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..coordinator import train
+    from ..plots import plot_training_curves
+
+    config = config_from_args(args)
+    result = train(config)
+    out = Path(config.resume or config.out)
+    png = plot_training_curves(out)
+    headline = {k: v for k, v in result.items() if k.startswith("eval/")}
+    print(json.dumps(headline))
+    if "eval/achievement" in headline:
+        print(f"achievement rate: {headline['eval/achievement']:.3f}")
+    if "eval/return" in headline:
+        print(f"mean return: {headline['eval/return']:.2f}")
+    print(f"run folder: {out}\nplots: {png}")
+    return 0

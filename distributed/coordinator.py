@@ -1,0 +1,265 @@
+"""The one training loop: local mode and Ray mode differ only in where components run.
+
+Workers collect and insert into replay; learners update as fast as the rate limiter allows;
+every ``sync_every`` updates learner 0's weights go out, once, through the object store, to the
+planner service and the workers. Evaluation, checkpoints, the metrics log, Prometheus and the
+progress bar hang off the same loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pixelplan.agents.registry import make_agent
+from pixelplan.envs import evaluate, make_env
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RunConfig
+from .eval_policies import AgentGoalPolicy, evaluate_returns
+from .goalsets import EVAL_GOALS, load_or_build_goal_set
+from .learner import Learner
+from .metrics import MetricsExporter
+from .metrics_log import MetricsLog
+from .planner_service import BatchingPlanner, PlannerService
+from .replay.limiter import RateLimiter
+from .replay.shard import ReplayShard
+from .replay.sharded import ShardedReplay
+from .runtime import free_port, make_runtime
+from .worker import EnvWorker
+
+ACTOR_ERRORS: tuple[type[BaseException], ...] = ()
+try:  # a dead or restarting actor: its call is lost, the actor comes back
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    ACTOR_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+class Coordinator:
+    def __init__(self, run: RunConfig) -> None:
+        resume_state = load_checkpoint(run.resume) if run.resume else None
+        if resume_state is not None:
+            run = dataclasses.replace(run, out=run.resume)
+        env = make_env(run.env, **run.env_options)
+        self.spec = env.spec
+        env.close()
+        if self.spec.discrete:  # the replay writes END = n and PAD = n + 1 into pair batches
+            run = dataclasses.replace(run, replay=dataclasses.replace(run.replay, num_actions=self.spec.action_size))
+        self.run = run
+        self.out = Path(run.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(run.to_json())
+        (self.out / "done").unlink(missing_ok=True)
+        self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")  # eval + schedule
+        self.request = self.agent.sample_request()
+        self.limiter = RateLimiter(self.request.replay_ratio, self.request.min_steps_learn, self.request.batch_size)
+        self.runtime = make_runtime(run.mode, run.address)
+        tag = uuid.uuid4().hex[:6]
+        spawn = self.runtime.spawn
+        self.shards = [spawn(ReplayShard, run.replay, i, name=f"{tag}-replay-{i}") for i in range(run.replay.shards)]
+        self.replay = ShardedReplay(self.shards, run.replay)
+        self.planner = None
+        if self.agent.goal_conditioned:
+            self.planner = spawn(BatchingPlanner, run, run.seed, name=f"{tag}-planner", num_gpus=run.planner_gpus,
+                                 local_cls=PlannerService)
+            self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, run.seed, run.env_options)
+        dist_address = f"127.0.0.1:{free_port()}" if run.learners > 1 else None
+        self.learners = [spawn(Learner, run, r, self.shards, dist_address, name=f"{tag}-learner-{r}",
+                               num_gpus=run.learner_gpus, restart=False) for r in range(run.learners)]
+        self.workers = [spawn(EnvWorker, run, w, self.shards, self.planner, name=f"{tag}-worker-{w}")
+                        for w in range(run.workers)]
+        self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "updates": 0, "worker_restarts": 0,
+                         "sampled": 0}
+        self.version = 0
+        self.offsets = (0, 0)  # limiter counts = counters + offsets (a resumed in-memory replay starts empty)
+        self.latest: dict[str, float] = {}
+        self.worker_seen = {w: time.time() for w in range(run.workers)}
+        self.actor_versions: dict[str, float] = {}
+        self.log = MetricsLog(self.out)
+        self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
+        if resume_state is not None:
+            self._restore(resume_state)
+        self._publish()
+
+    # -- weights, checkpoints ------------------------------------------------------------------
+    def _publish(self) -> None:
+        version, weights = self.learners[0].call("publish").result()
+        ref = self.runtime.put(weights)  # one copy in the object store, shared by every reader
+        targets = self.workers + ([self.planner] if self.planner else [])
+        for pending in [t.call("set_weights", version, ref) for t in targets]:
+            try:
+                pending.result()
+            except ACTOR_ERRORS:
+                pass  # a restarting actor gets the next version
+        self.agent.load_policy_weights(weights)  # the coordinator's copy evaluates reward agents
+        self.version = version
+
+    def checkpoint(self) -> Path:
+        state = {"config": dataclasses.asdict(self.run), "learner": self.learners[0].call("state_dict").result(),
+                 "counters": dict(self.counters), "version": self.version}
+        return save_checkpoint(self.out / "checkpoints", state, self.counters["updates"])
+
+    def _restore(self, state: dict) -> None:
+        for learner in self.learners:
+            learner.call("load_state_dict", state["learner"]).result()
+        self.counters.update(state["counters"])
+        if self.run.replay.backend == "memory":  # replay starts empty again; Redis brings its contents back
+            self.offsets = (-self.counters["inserted_steps"], -self.counters["sampled"])
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train(self) -> dict[str, float]:
+        run = self.run
+        pending_workers: dict[int, object] = {}
+        pending_learn: list | None = None
+        next_eval = self.counters["env_steps"] + run.eval_every if run.eval_every else math.inf
+        next_ckpt = self.counters["updates"] + run.checkpoint_every
+        last_log, rate_mark = 0.0, (time.time(), self.counters["env_steps"], self.counters["updates"])
+        chunk = max(run.worker_chunk, run.envs_per_worker)
+        bar = tqdm(total=run.steps, initial=min(self.counters["env_steps"], run.steps), unit="step",
+                   disable=not run.progress, desc=f"{run.agent} {run.env}")
+        try:
+            while self.counters["env_steps"] < run.steps or pending_workers:
+                in_flight = chunk * len(pending_workers)
+                may_insert = self.limiter.inserts_allowed(*self._limiter_counts()) > 0
+                for w, worker in enumerate(self.workers):
+                    if w not in pending_workers and may_insert and self.counters["env_steps"] + in_flight < run.steps:
+                        pending_workers[w] = worker.call("run", chunk, self.counters["env_steps"])
+                        in_flight += chunk
+                if pending_learn is None:
+                    n = self._updates_allowed()
+                    if n > 0:
+                        pending_learn = [learner.call("train", n) for learner in self.learners]
+                done = set(map(id, self.runtime.wait(list(pending_workers.values()) + (pending_learn or []), 1.0)))
+                for w in [w for w, p in pending_workers.items() if id(p) in done]:
+                    self._collect_worker(w, pending_workers.pop(w))
+                if pending_learn is not None and all(id(p) in done for p in pending_learn):
+                    self._collect_learners([p.result() for p in pending_learn])
+                    pending_learn = None
+                    if self.counters["updates"] % run.sync_every == 0:
+                        self._publish()
+                    if self.counters["updates"] >= next_ckpt:
+                        self.checkpoint()
+                        next_ckpt = self.counters["updates"] + run.checkpoint_every
+                if self.counters["env_steps"] >= next_eval:
+                    self.evaluate()
+                    next_eval = self.counters["env_steps"] + run.eval_every
+                if time.time() - last_log >= run.log_every_s:
+                    rate_mark = self._log(rate_mark, bar)
+                    last_log = time.time()
+            if pending_learn is not None:
+                self._collect_learners([p.result() for p in pending_learn])
+            self._publish()
+            final = self.evaluate()
+            self._log(rate_mark, bar)
+            self.checkpoint()
+            (self.out / "done").write_text(json.dumps(final))
+            return {**self.counters, **final}
+        finally:
+            bar.close()
+
+    def _limiter_counts(self) -> tuple[int, int]:
+        """(env steps in replay, items sampled from them): what the replay ratio is measured on."""
+        return (self.counters["inserted_steps"] + self.offsets[0], self.counters["sampled"] + self.offsets[1])
+
+    def _updates_allowed(self) -> int:
+        allowed = self.limiter.updates_allowed(*self._limiter_counts())
+        to_sync = self.run.sync_every - self.counters["updates"] % self.run.sync_every
+        return min(allowed, to_sync)
+
+    def _collect_worker(self, w: int, pending) -> None:
+        try:
+            result = pending.result()
+        except ACTOR_ERRORS:
+            self.counters["worker_restarts"] += 1  # Ray restarts the actor; its next call goes to the new one
+            return
+        self.worker_seen[w] = time.time()
+        for key in ("env_steps", "episodes", "inserted_steps"):
+            self.counters[key] += int(result[key])
+        self.actor_versions[f"worker{w}"] = result["version"]
+        if not math.isnan(result["return"]):
+            self.latest["train/return"] = result["return"]
+
+    def _collect_learners(self, results: list[dict]) -> None:
+        first = results[0]
+        done = int(first["updates"]) - self.counters["updates"]
+        self.counters["updates"] = int(first["updates"])
+        self.counters["sampled"] += done * self.request.batch_size * len(results)
+        self.latest.update({k: v for k, v in first.items() if k.startswith(("loss/", "grad", "learner/"))})
+
+    def evaluate(self) -> dict[str, float]:
+        run = self.run
+        if self.agent.goal_conditioned:
+            planner = self.planner
+
+            def plan(obs, goals, steps_left):
+                return planner.call("plan", obs, goals, steps_left).result()
+
+            result = evaluate(lambda: make_env(run.env, **run.env_options), self.eval_goals, AgentGoalPolicy(plan),
+                              run.eval_episodes, seed=run.seed + 10_000)
+            summary = result.summary()
+        else:
+            summary = evaluate_returns(run.env, run.env_options, self.agent, run.eval_episodes, run.seed + 10_000)
+        self.latest.update(summary)
+        self.log.write(self.counters["env_steps"], summary)
+        return summary
+
+    # -- reporting -----------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        snap = {**{k: float(v) for k, v in self.counters.items()}, **self.latest}
+        snap.update(self.replay.stats())
+        if self.planner is not None:
+            try:
+                snap.update(self.planner.call("stats").result(timeout=10))
+            except ACTOR_ERRORS:
+                pass
+        versions = [v for v in self.actor_versions.values()] + [snap.get("version/planner", self.version)]
+        snap["version/learner"] = float(self.version)
+        snap["version/actors_min"] = float(min(versions)) if versions else float(self.version)
+        snap["version_lag"] = float(self.version - snap["version/actors_min"])
+        now = time.time()
+        for w, seen in self.worker_seen.items():
+            snap[f"worker_alive/{w}"] = float(now - seen < max(30.0, 10 * self.run.log_every_s))
+        return snap
+
+    def _log(self, mark: tuple[float, int, int], bar) -> tuple[float, int, int]:
+        now, steps, updates = time.time(), self.counters["env_steps"], self.counters["updates"]
+        dt = max(now - mark[0], 1e-6)
+        snap = self.snapshot()
+        snap["env_steps_per_s"] = (steps - mark[1]) / dt
+        snap["updates_per_s"] = (updates - mark[2]) / dt
+        if self.exporter is not None:
+            self.exporter.update(snap)
+        self.log.write(steps, {k: v for k, v in snap.items() if isinstance(v, (int, float)) and "/" in k
+                               or k in ("env_steps_per_s", "updates_per_s", "updates", "episodes", "version_lag")})
+        bar.n = min(steps, self.run.steps)
+        bar.set_postfix({"steps/s": f"{snap['env_steps_per_s']:.0f}", "upd/s": f"{snap['updates_per_s']:.1f}",
+                         **({"achv": f"{snap['eval/achievement']:.2f}"} if "eval/achievement" in snap else {}),
+                         **({"ret": f"{snap['eval/return']:.1f}"} if "eval/return" in snap else {})}, refresh=False)
+        bar.refresh()
+        return now, steps, updates
+
+    def close(self) -> None:
+        for handle in self.workers + self.learners:
+            try:
+                handle.call("close").result(timeout=10)
+            except Exception:  # noqa: BLE001 - best effort while shutting down
+                pass
+        self.log.close()
+        self.runtime.shutdown()
+
+
+def train(run: RunConfig) -> dict[str, float]:
+    """Train one run to completion; returns the final counters and evaluation."""
+    coordinator = Coordinator(run)
+    try:
+        return coordinator.train()
+    finally:
+        coordinator.close()

@@ -1,0 +1,86 @@
+"""Placement: the only place that decides whether a component is a local object or a Ray actor."""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Sequence
+
+from .handles import LocalHandle, Pending, RayHandle, RayPending
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalRuntime:
+    """Everything in this process, called in a fixed order: deterministic, and pdb works."""
+
+    mode = "local"
+
+    def spawn(self, cls, *args, name: str, num_cpus: float = 1, num_gpus: float = 0, restart: bool = True,
+              local_cls=None) -> LocalHandle:
+        return LocalHandle((local_cls or cls)(*args))
+
+    def put(self, value: Any) -> Any:
+        return value
+
+    def wait(self, pendings: Sequence[Pending], timeout: float | None = None) -> list[Pending]:
+        return list(pendings)  # local calls finished when they were made
+
+    def kill(self, handle) -> None:
+        raise RuntimeError("local mode has no actors to kill")
+
+    def shutdown(self) -> None:
+        pass
+
+
+class RayRuntime:
+    """Starts or joins a Ray cluster; actors restart after a crash and retry their calls."""
+
+    mode = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, namespace: str = "pixelplan") -> None:
+        import ray
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        self.ray = ray
+        self.owned = not ray.is_initialized()
+        if self.owned:
+            kwargs = {"address": address, "namespace": namespace, "ignore_reinit_error": True,
+                      "include_dashboard": False, "log_to_driver": True}
+            if address is None:
+                kwargs.update(num_cpus=num_cpus, object_store_memory=300 * 1024 * 1024)
+            ray.init(**kwargs)
+
+    def spawn(self, cls, *args, name: str, num_cpus: float = 1, num_gpus: float = 0, restart: bool = True,
+              local_cls=None) -> RayHandle:
+        options = {"num_cpus": num_cpus, "num_gpus": num_gpus, "name": name, "get_if_exists": False}
+        if restart:
+            options.update(max_restarts=-1, max_task_retries=-1)
+        actor = self.ray.remote(cls).options(**options).remote(*args)
+        return RayHandle(actor)
+
+    def put(self, value: Any) -> Any:
+        return self.ray.put(value)
+
+    def wait(self, pendings: Sequence[Pending], timeout: float | None = None) -> list[Pending]:
+        """The pendings that finished (at least one unless the timeout passed)."""
+        if not pendings:
+            return []
+        by_ref = {p.ref: p for p in pendings if isinstance(p, RayPending)}
+        ready, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=timeout)
+        more, _ = self.ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)
+        return [by_ref[r] for r in dict.fromkeys(ready + more)]
+
+    def kill(self, handle: RayHandle, no_restart: bool = False) -> None:
+        self.ray.kill(handle.actor, no_restart=no_restart)
+
+    def shutdown(self) -> None:
+        if self.owned:
+            self.ray.shutdown()
+
+
+def make_runtime(mode: str, address: str | None = None, num_cpus: int | None = None):
+    return LocalRuntime() if mode == "local" else RayRuntime(address, num_cpus)

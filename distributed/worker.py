@@ -1,0 +1,135 @@
+"""EnvWorker: steps a vector of environments and ships finished trajectories to replay.
+
+Goal-conditioned agents (GLAMOR) ask the planner service for one plan per episode from
+(s_1, g) and follow it open loop, each action replaced by a uniform random one with probability
+ε; the episode ends when the plan does (the agent's end token) or at T. Reward agents act
+through their own policy copy. The same class runs in-process (local mode) or as a Ray actor.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from pixelplan.agents.registry import make_agent
+from pixelplan.envs import TrajectoryBuilder, make_env
+
+from .config import RunConfig
+from .goalsets import load_or_build_goal_set
+from .handles import Handle
+from .replay.sharded import ShardedReplay
+
+TRAIN_GOALS = 1000  # GLAMOR's train tasks
+
+
+class EnvWorker:
+    def __init__(self, run: RunConfig, worker_id: int, replay_handles: list[Handle], planner: Handle | None) -> None:
+        self.run_config, self.worker_id = run, worker_id
+        self.envs = [make_env(run.env, **run.env_options) for _ in range(run.envs_per_worker)]
+        self.spec = self.envs[0].spec
+        self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")
+        self.replay = ShardedReplay(replay_handles, run.replay)
+        self.planner = planner
+        self.rng = np.random.default_rng([run.seed, worker_id, 7])
+        self.version = 0
+        self.goals = (load_or_build_goal_set(run.env, TRAIN_GOALS, run.seed + 1000, run.env_options, show_progress=False)
+                      if self.agent.goal_conditioned else None)
+        self.carry = None if self.agent.goal_conditioned else self.agent.initial_carry(len(self.envs))
+        self.builders: list[TrajectoryBuilder | None] = [None] * len(self.envs)
+        self.obs = np.zeros((len(self.envs), *self.spec.obs_shape), np.dtype(self.spec.frame_dtype))
+        self.first = np.ones(len(self.envs), bool)
+        self.plans: list[np.ndarray] = [np.zeros(0, np.int64)] * len(self.envs)
+        self.returns = np.zeros(len(self.envs))
+        self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
+        self.recent_returns: list[float] = []
+        self.started = time.time()
+
+    # -- weights -------------------------------------------------------------------------------
+    def set_weights(self, version: int, weights) -> int:
+        if not self.agent.goal_conditioned:  # GLAMOR's weights live in the planner service
+            self.agent.load_policy_weights(weights)
+        self.version = version
+        return version
+
+    # -- stepping ------------------------------------------------------------------------------
+    def _start_episodes(self, idx: list[int]) -> None:
+        for i in idx:
+            self.obs[i] = self.envs[i].reset(seed=int(self.rng.integers(2**31)))
+            extra = {}
+            if self.goals is not None:
+                extra["goal"] = int(self.rng.integers(len(self.goals)))
+            self.builders[i] = TrajectoryBuilder(self.spec.env_id, self.envs[i].frame(), self.envs[i].goal_features(),
+                                                 self.spec.stack, self.worker_id, self.version, extra)
+            self.returns[i] = 0.0
+        if self.goals is not None and idx:
+            goal_idx = [self.builders[i].extra["goal"] for i in idx]
+            steps_left = np.full(len(idx), self.spec.time_limit)
+            result = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left).result()
+            for k, i in enumerate(idx):
+                self.plans[i] = result.actions[k, : result.lengths[k]]
+                self.builders[i].policy_version = int(result.version)
+
+    def _actions(self, total_env_steps: int) -> tuple[list, np.ndarray]:
+        """Next action per env, and which envs' agents chose to stop (their plan is used up)."""
+        n = len(self.envs)
+        if self.goals is None:
+            actions, self.carry = self.agent.act(self.obs, self.carry, self.first, True, total_env_steps)
+            return list(actions), np.zeros(n, bool)
+        eps = self.agent.epsilon(total_env_steps)
+        actions, stop = [], np.zeros(n, bool)
+        for i, builder in enumerate(self.builders):
+            t = len(builder)
+            if t >= len(self.plans[i]):
+                stop[i] = True
+                actions.append(None)
+            elif self.rng.random() < eps:
+                actions.append(self.envs[i].sample_action(self.rng))
+            else:
+                actions.append(int(self.plans[i][t]))
+        return actions, stop
+
+    def run(self, steps: int, total_env_steps: int = 0) -> dict[str, float]:
+        """Take at least ``steps`` env steps; insert finished episodes; return this call's counts.
+
+        Counts are per call (not cumulative) so that a restarted worker never rewinds the totals.
+        """
+        before = dict(self.counters)
+        done_steps = 0
+        while done_steps < steps:
+            self._start_episodes([i for i, b in enumerate(self.builders) if b is None])
+            actions, stop = self._actions(total_env_steps + done_steps)
+            self.first[:] = False
+            for i, env in enumerate(self.envs):
+                ended = bool(stop[i])
+                if not ended:
+                    step = env.step(actions[i])
+                    self.obs[i] = step.obs
+                    self.builders[i].add(actions[i], step.reward, step.terminated, env.frame(), env.goal_features())
+                    self.returns[i] += step.reward
+                    done_steps += 1
+                    ended = step.terminated or step.truncated
+                if ended:
+                    self._finish(i)
+        self.counters["env_steps"] += done_steps
+        return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
+                "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
+
+    def _finish(self, i: int) -> None:
+        builder, self.builders[i] = self.builders[i], None
+        self.first[i] = True
+        if len(builder) == 0:
+            return  # an empty plan: nothing happened, nothing to learn from
+        traj = builder.finish()
+        self.replay.insert(traj.to_bytes())  # returns once the shard has acknowledged it
+        self.counters["episodes"] += 1
+        self.counters["inserted_steps"] += len(traj)
+        self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
+
+    def stats(self) -> dict[str, float]:
+        return {**{k: float(v) for k, v in self.counters.items()}, "version": float(self.version),
+                "pid": float(os.getpid()), "uptime_s": time.time() - self.started}
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
