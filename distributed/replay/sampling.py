@@ -1,0 +1,82 @@
+"""The sampling math: uniform draws over every valid pair or window, never materialised.
+
+Each trajectory's items get ranks 0..count-1; counts are prefix-summed, one uniform integer over
+the total picks (trajectory, rank) by binary search, and a closed form turns a pair rank into
+(i, j). Every valid item of the buffer is therefore equally likely, whatever the episode lengths,
+at O(B log K) per batch of B from K trajectories.
+
+Token convention for pair batches (discrete actions 0..n-1): END = n, PAD = n + 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def end_token(num_actions: int) -> int:
+    return num_actions
+
+
+def pad_token(num_actions: int) -> int:
+    return num_actions + 1
+
+
+def pair_counts(lengths: np.ndarray, max_len: int) -> np.ndarray:
+    """Pairs (i < j <= T, j - i <= max_len) per trajectory of T transitions (frames 0..T)."""
+    t = np.asarray(lengths, np.int64)
+    m = np.minimum(t, max_len)
+    return m * (t + 1) - m * (m + 1) // 2
+
+
+def window_counts(lengths: np.ndarray, length: int) -> np.ndarray:
+    """Windows of ``length`` consecutive transitions inside each trajectory."""
+    return np.maximum(np.asarray(lengths, np.int64) - length + 1, 0)
+
+
+def draw(cum_counts: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform over all items: returns (group index, rank within the group) for n draws."""
+    u = rng.integers(0, int(cum_counts[-1]), size=n, dtype=np.int64)
+    k = np.searchsorted(cum_counts, u, side="right")
+    before = np.where(k > 0, cum_counts[np.maximum(k - 1, 0)], 0)
+    return k, u - before
+
+
+def pair_from_rank(lengths: np.ndarray, max_len: int, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bijection rank -> (i, j) over a trajectory's pairs, vectorised.
+
+    Starts i = 0..T-m (m = min(T, max_len)) each have m goals: a rectangle indexed by divmod.
+    The remaining starts have m-1, m-2, ..., 1 goals: a triangle whose rows, taken in reverse,
+    have 1, 2, ... items, so the row of reversed rank q is the integer root of s(s+1)/2 <= q.
+    """
+    t = np.asarray(lengths, np.int64)
+    r = np.asarray(rank, np.int64)
+    m = np.minimum(t, max_len)
+    rect = m * (t - m + 1)
+    in_rect = r < rect
+    m_safe = np.maximum(m, 1)
+    i_rect, j_rect = r // m_safe, r // m_safe + 1 + r % m_safe
+    q = np.where(in_rect, 0, m * (m - 1) // 2 - 1 - (r - rect))
+    s = np.floor((np.sqrt(8.0 * q + 1.0) - 1.0) / 2.0).astype(np.int64)
+    s += (s + 1) * (s + 2) // 2 <= q  # exact integer root despite float rounding
+    s -= s * (s + 1) // 2 > q
+    p = q - s * (s + 1) // 2
+    i_tri = t - m + 1 + (m - 2 - s)
+    j_tri = i_tri + 1 + p
+    return np.where(in_rect, i_rect, i_tri), np.where(in_rect, j_rect, j_tri)
+
+
+def stack_offsets(frame: np.ndarray, stack: int) -> np.ndarray:
+    """Frame offsets of the stack ending at ``frame`` (oldest first), clamped at the episode start
+    (copies of frame 0, as the env fills its stack at reset). Shape (..., stack)."""
+    back = np.arange(stack - 1, -1, -1, dtype=np.int64)
+    return np.maximum(np.asarray(frame, np.int64)[..., None] - back, 0)
+
+
+def pair_actions(actions: np.ndarray, lengths: np.ndarray, num_actions: int) -> np.ndarray:
+    """Real actions up to each length, then END, then PAD; input (B, max_len), output width max_len+1."""
+    b, width = actions.shape
+    out = np.full((b, width + 1), pad_token(num_actions), np.int64)
+    cols = np.arange(width + 1)
+    real = cols[None, :width] < lengths[:, None]
+    out[:, :width] = np.where(real, actions, out[:, :width])
+    out[np.arange(b), lengths] = end_token(num_actions)
+    return out
