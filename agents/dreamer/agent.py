@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,23 +31,30 @@ def resolve_device(name: str) -> torch.device:
 class DreamerAgent:
     goal_conditioned = False
 
-    def __init__(self, spec: EnvSpec, config: DreamerConfig | None = None):
+    def __init__(self, spec: EnvSpec, config: DreamerConfig | None = None, device: str | None = None):
+        """``device`` (the runtime's choice) overrides ``config.device``."""
         if not spec.pixels:
             raise ValueError(f"Dreamer learns from pixels; {spec.env_id} has {spec.frame_dtype} state observations")
         self.spec = spec
         self.config = c = config or DreamerConfig()
-        self.device = resolve_device(c.device)
-        torch.manual_seed(c.seed)
+        self.device = resolve_device(str(device) if device is not None else c.device)
         self.rng = np.random.default_rng(c.seed)
-        self.world = WorldModel(spec.obs_shape, spec.action_size, c).to(self.device)
-        feat_dim = self.world.rssm.feat_dim
-        self.actor = ActionModel(feat_dim, spec.action_size, spec.discrete, c.mlp_units, c.mlp_layers,
-                                 c.action_mean_scale, c.action_init_std, c.action_min_std).to(self.device)
-        self.value = mlp(feat_dim, 1, c.mlp_units, c.mlp_layers).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # reproducible initial weights, global RNG untouched
+            torch.manual_seed(c.seed)
+            self.world = WorldModel(spec.obs_shape, spec.action_size, c).to(self.device)
+            feat_dim = self.world.rssm.feat_dim
+            self.actor = ActionModel(feat_dim, spec.action_size, spec.discrete, c.mlp_units, c.mlp_layers,
+                                     c.action_mean_scale, c.action_init_std, c.action_min_std).to(self.device)
+            self.value = mlp(feat_dim, 1, c.mlp_units, c.mlp_layers).to(self.device)
         self.model_opt = torch.optim.Adam(self.world.parameters(), lr=c.model_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
         self.value_opt = torch.optim.Adam(self.value.parameters(), lr=c.value_lr)
         self.updates = 0
+        self.grad_sync: Callable[[list[torch.nn.Parameter]], None] | None = None  # multi-learner all-reduce
+
+    def modules(self) -> list[torch.nn.Module]:
+        """The trained modules (a data-parallel learner broadcasts and averages their parameters)."""
+        return [self.world, self.actor, self.value]
 
     # -- data --------------------------------------------------------------------------------
     @property
@@ -117,9 +125,12 @@ class DreamerAgent:
         return actions.astype(np.int64) if self.spec.discrete else actions, new_carry
 
     # -- learning ----------------------------------------------------------------------------
-    def _step(self, optimiser: torch.optim.Optimizer, loss: torch.Tensor, params) -> float:
+    def _step(self, optimiser: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> float:
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        params = list(module.parameters())
+        if self.grad_sync is not None:
+            self.grad_sync(params)
         norm = clip_grad_norm_(params, self.config.grad_clip)
         optimiser.step()
         return float(norm)
@@ -134,14 +145,13 @@ class DreamerAgent:
             torch.as_tensor(batch.rewards, device=dev).float(), torch.as_tensor(batch.terminals, device=dev),
             torch.as_tensor(batch.is_first, device=dev))
         stats = {k: float(v.detach()) for k, v in metrics.items()}
-        stats["grad_norm/model"] = self._step(self.model_opt, model_loss, self.world.parameters())
+        stats["grad_norm/model"] = self._step(self.model_opt, model_loss, self.world)
         actor_loss, value_loss, imagined = behavior_losses(posts, self.world, self.actor, self.value,
                                                            self.config.horizon, self.config.lambda_)
-        stats["grad_norm/actor"] = self._step(self.actor_opt, actor_loss, self.actor.parameters())
-        stats["grad_norm/value"] = self._step(self.value_opt, value_loss, self.value.parameters())
+        stats["grad_norm/actor"] = self._step(self.actor_opt, actor_loss, self.actor)
+        stats["grad_norm/value"] = self._step(self.value_opt, value_loss, self.value)
         self.updates += 1
-        stats.update(imagined, **{"loss/actor": float(actor_loss.detach()), "loss/value": float(value_loss.detach()),
-                                  "updates": float(self.updates)})
+        stats.update(imagined, **{"loss/actor": float(actor_loss.detach()), "loss/value": float(value_loss.detach())})
         return stats
 
     # -- weights and checkpoints -------------------------------------------------------------

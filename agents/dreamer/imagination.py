@@ -75,5 +75,5 @@ def behavior_losses(start: State, world: WorldModel, actor: ActionModel, value: 
     value_pred = value(feat.detach()[:-1]).squeeze(-1)
     value_loss = (weights * 0.5 * (value_pred - returns.detach()) ** 2).mean()
     metrics = {"imagined_return": returns[0].mean().item(), "imagined_reward": rewards.mean().item(),
-               "value": values.mean().item()}
+               "imagined_value": values.mean().item()}
     return actor_loss, value_loss, metrics
