@@ -1,0 +1,199 @@
+"""One replay shard: validates and stores trajectories, samples pairs or windows uniformly.
+
+A plain class: the runtime places it in-process (LocalHandle) or as a Ray actor (RayHandle).
+With the Redis backend every insert is written through to Redis before it is acknowledged, and a
+new shard with the same config and shard_id recovers the same contents in the same order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pixelplan.agents.base import SampleRequest
+from pixelplan.envs.batches import PairBatch, SequenceBatch
+from pixelplan.envs.trajectory import Trajectory
+
+from . import sampling
+from .config import ReplayConfig
+from .errors import ReplayEmptyError, ReplayStoreUnavailable
+from .storage import TrajectoryRing
+
+
+class ReplayShard:
+    def __init__(self, config: ReplayConfig, shard_id: int) -> None:
+        if not 0 <= shard_id < config.shards:
+            raise ValueError(f"shard_id must be in [0, {config.shards}), got {shard_id}")
+        self.config, self.shard_id = config, shard_id
+        self._ring = TrajectoryRing(config.shard_capacity, config.shard_frame_slots)
+        self._cum: dict[tuple, np.ndarray] = {}  # cumulative item counts per request shape
+        self._counts = {"inserts": 0, "inserted_steps": 0, "samples": 0, "sample_calls": 0, "evictions": 0}
+        self._store = None
+        self._store_in_doubt = False  # a write failed mid-flight: Redis may hold it, memory does not
+        if config.backend == "redis":
+            from .redis_store import RedisTrajectoryStore  # memory-only runs need no redis client
+
+            self._store = RedisTrajectoryStore(config.redis_url, config.namespace, shard_id)
+            self._recover()
+
+    # -- writing ----------------------------------------------------------------------------------
+    def insert(self, data: bytes | Trajectory) -> int:
+        """Store one trajectory, evicting the oldest whole ones; returns transitions now stored.
+
+        With the Redis backend the trajectory is in Redis when this returns (the acknowledgement).
+        """
+        traj, blob = self._decode(data)
+        self._validate(traj)
+        if self._store_in_doubt:
+            self._recover()
+        evict = self._ring.evictions_for(len(traj))
+        seq = self._counts["inserts"]
+        if self._store is not None:
+            try:
+                self._store.write(seq, blob or traj.to_bytes(), len(traj), self._ring.seqs[:evict].tolist())
+            except ReplayStoreUnavailable:
+                self._store_in_doubt = True
+                raise
+        self._apply(traj, seq, evict)
+        self._counts["inserts"] += 1
+        self._counts["inserted_steps"] += len(traj)
+        return self._ring.transitions
+
+    def _apply(self, traj: Trajectory, seq: int, evict: int) -> None:
+        self._ring.evict(evict)
+        self._ring.append(traj, seq)
+        self._counts["evictions"] += evict
+        self._cum.clear()
+
+    def _recover(self) -> None:
+        """Rebuild memory from Redis (at start, or after a write whose outcome is unknown)."""
+        ring = TrajectoryRing(self.config.shard_capacity, self.config.shard_frame_slots)
+        for seq, blob in self._store.load():
+            traj = Trajectory.from_bytes(blob)
+            evict = ring.evictions_for(len(traj))  # only if the capacity shrank since it was written
+            self._store.evict(ring.seqs[:evict].tolist())
+            ring.evict(evict)
+            ring.append(traj, seq)
+        stored = self._store.counters()
+        self._ring, self._store_in_doubt = ring, False
+        self._cum.clear()
+        self._counts["inserts"] = stored.get("inserts", 0)
+        self._counts["inserted_steps"] = stored.get("inserted_steps", 0)
+
+    @staticmethod
+    def _decode(data: bytes | Trajectory) -> tuple[Trajectory, bytes | None]:
+        if isinstance(data, Trajectory):
+            data.validate()
+            return data, None
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            blob = bytes(data)
+            return Trajectory.from_bytes(blob), blob
+        raise TypeError(f"insert takes a Trajectory or its to_bytes(), got {type(data).__name__}")
+
+    def _validate(self, traj: Trajectory) -> None:
+        self._ring.check(traj)
+        if not np.all(np.isfinite(traj.rewards)):
+            raise ValueError("trajectory rewards must be finite")
+        n = self.config.num_actions
+        if n is not None:
+            if traj.actions.dtype != np.int64:
+                raise ValueError(f"ReplayConfig.num_actions={n} is set but the actions are {traj.actions.dtype}, "
+                                 "not discrete int64")
+            if traj.actions.min() < 0 or traj.actions.max() >= n:
+                raise ValueError(f"discrete actions must be in [0, {n}), got range "
+                                 f"[{traj.actions.min()}, {traj.actions.max()}]")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def num_transitions(self) -> int:
+        return self._ring.transitions
+
+    def count(self, request: SampleRequest) -> int:
+        """Valid items for ``request``: pairs (i < j, j - i <= length) or windows of ``length`` steps."""
+        self._check_request(request)
+        return int(self._cumulative(request)[-1]) if len(self._ring) else 0
+
+    def sample(self, request: SampleRequest, n: int, seed: int) -> PairBatch | SequenceBatch:
+        """``n`` items drawn uniformly, with replacement, from this shard's valid items."""
+        self._check_request(request)
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if not len(self._ring):
+            raise ReplayEmptyError(f"replay shard {self.shard_id} is empty: insert trajectories before sampling")
+        cum = self._cumulative(request)
+        if cum[-1] == 0:
+            raise ReplayEmptyError(
+                f"replay shard {self.shard_id} has no valid {request.kind} of length {request.length} "
+                f"(longest of its {len(self._ring)} trajectories: {self._ring.lengths.max()} transitions)")
+        k, rank = sampling.draw(cum, n, np.random.default_rng(seed))
+        batch = self._pairs(k, rank, request.length) if request.kind == "pairs" else \
+            self._windows(k, rank, request.length, request.cross_episodes)
+        self._counts["samples"] += n
+        self._counts["sample_calls"] += 1
+        return batch
+
+    def _pairs(self, k: np.ndarray, rank: np.ndarray, max_len: int) -> PairBatch:
+        ring = self._ring
+        i, j = sampling.pair_from_rank(ring.lengths[k], max_len, rank)
+        obs = ring.stacked(k, sampling.stack_offsets(i, ring.schema["stack"]))
+        goals = ring.frames[ring.slots(k, j)]
+        steps = np.minimum(i[:, None] + np.arange(max_len), j[:, None] - 1)  # stay inside the trajectory
+        actions = ring.actions[ring.slots(k[:, None], steps)]
+        return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, j - i, self.config.num_actions),
+                         lengths=j - i)
+
+    def _windows(self, k: np.ndarray, rank: np.ndarray, length: int, cross: bool) -> SequenceBatch:
+        ring = self._ring
+        ends = self._cumulative_lengths()
+        start = rank if cross else ends[k] - ring.lengths[k] + rank  # position in this shard's step stream
+        pos = start[:, None] + np.arange(length)
+        traj = np.searchsorted(ends, pos, side="right")
+        step = pos - (ends[traj] - ring.lengths[traj])
+        frame_traj = np.concatenate([traj, traj[:, -1:]], axis=1)
+        frame = np.concatenate([step, step[:, -1:] + 1], axis=1)  # obs[L] follows the last action
+        slots = ring.slots(traj, step)
+        return SequenceBatch(
+            obs=ring.stacked(frame_traj, sampling.stack_offsets(frame, ring.schema["stack"])),
+            actions=ring.actions[slots], rewards=ring.rewards[slots], terminals=ring.terminals[slots],
+            is_first=np.concatenate([step == 0, np.zeros((len(k), 1), bool)], axis=1),
+        )
+
+    def _check_request(self, request: SampleRequest) -> None:
+        if request.kind not in ("pairs", "windows"):
+            raise ValueError(f"request.kind must be 'pairs' or 'windows', got {request.kind!r}")
+        if request.length < 1:
+            raise ValueError(f"request.length must be >= 1, got {request.length}")
+        if request.kind == "pairs":
+            if request.cross_episodes:
+                raise ValueError("pairs never cross episodes: cross_episodes applies to windows only")
+            if self.config.num_actions is None:
+                raise ValueError("pair sampling needs ReplayConfig.num_actions (END = n, PAD = n + 1)")
+
+    def _cumulative(self, request: SampleRequest) -> np.ndarray:
+        key = (request.kind, request.length, request.cross_episodes)
+        if key not in self._cum:
+            lengths = self._ring.lengths
+            if request.kind == "pairs":
+                counts = sampling.pair_counts(lengths, request.length)
+            elif request.cross_episodes:
+                counts = sampling.window_counts(np.array([self._ring.transitions]), request.length)
+            else:
+                counts = sampling.window_counts(lengths, request.length)
+            self._cum[key] = np.cumsum(counts) if len(counts) else np.zeros(1, np.int64)
+        return self._cum[key]
+
+    def _cumulative_lengths(self) -> np.ndarray:
+        if "lengths" not in self._cum:
+            self._cum["lengths"] = np.cumsum(self._ring.lengths)
+        return self._cum["lengths"]
+
+    # -- reporting --------------------------------------------------------------------------------
+    def stats(self) -> dict[str, float]:
+        return {
+            "replay/transitions": float(self._ring.transitions),
+            "replay/trajectories": float(len(self._ring)),
+            "replay/capacity": float(self._ring.capacity),
+            "replay/bytes": float(self._ring.nbytes()),
+            **{f"replay/{name}": float(value) for name, value in self._counts.items()},
+        }
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

@@ -1,0 +1,136 @@
+"""One shard: batches match what the env showed, windows respect episodes, eviction is FIFO."""
+import numpy as np
+
+from pixelplan.agents.base import SampleRequest
+from pixelplan.distributed.replay import ReplayConfig, ReplayShard
+from pixelplan.envs.base import PixelEnv
+from pixelplan.envs.spec import EnvSpec
+from pixelplan.envs.trajectory import TrajectoryBuilder
+
+
+class TaggedEnv(PixelEnv):
+    """Random 1x3x3 frames whose first two pixels hold (episode tag, step): stacks are checkable."""
+
+    def __init__(self, tag: int, time_limit: int) -> None:
+        self.spec = EnvSpec("tagged", (1, 3, 3), 4, "discrete", 3, time_limit, ("x",))
+        super().__init__()
+        self.tag, self.rng = tag, np.random.default_rng(tag)
+
+    def _frame(self) -> np.ndarray:
+        frame = self.rng.integers(0, 256, (1, 3, 3), dtype=np.uint8)
+        frame[0, 0, :2] = self.tag, self.t
+        return frame
+
+    def _reset(self, seed):
+        return self._frame()
+
+    def _step(self, action):
+        self.t += 1  # the base increments after _step; the frame shows the step it follows
+        frame = self._frame()
+        self.t -= 1
+        return frame, float(action), False
+
+    def goal_features(self):
+        return np.zeros(1)
+
+
+def record_episode(tag: int, length: int):
+    env = TaggedEnv(tag, length)
+    obs = [env.reset()]
+    builder = TrajectoryBuilder("tagged", env.frame(), np.zeros(1), stack=4)
+    rng = np.random.default_rng(100 + tag)
+    for _ in range(length):
+        action = int(rng.integers(3))
+        step = env.step(action)
+        obs.append(step.obs)
+        builder.add(action, step.reward, step.terminated, env.frame(), np.zeros(1))
+    return builder.finish(), np.stack(obs)
+
+
+def test_pair_batches_rebuild_exactly_the_stacks_the_env_returned():
+    shard = ReplayShard(ReplayConfig(capacity=400, num_actions=3), 0)
+    episodes = {tag: record_episode(tag, length) for tag, length in enumerate([2, 9, 30])}
+    for traj, _ in episodes.values():
+        shard.insert(traj.to_bytes())
+    batch = shard.sample(SampleRequest("pairs", 0, 6, 4.0, 0), 300, seed=3)
+    assert batch.obs.shape == (300, 4, 3, 3) and batch.goals.shape == (300, 1, 3, 3)
+    assert batch.actions.shape == (300, 7)
+    for b in range(300):
+        tag, i = batch.obs[b, -1, 0, :2]
+        traj, obs = episodes[int(tag)]
+        length = int(batch.lengths[b])
+        j = i + length
+        assert 1 <= length <= 6 and j <= len(traj)
+        np.testing.assert_array_equal(batch.obs[b], obs[i])
+        np.testing.assert_array_equal(batch.goals[b], traj.frames[j])
+        assert batch.actions[b].tolist() == traj.actions[i:j].tolist() + [3] + [4] * (6 - length)
+
+
+def test_windows_stay_inside_episodes_unless_asked(synth):
+    shard = ReplayShard(ReplayConfig(capacity=500), 0)
+    lengths = [3, 12, 5, 1, 20, 8]
+    for tag, length in enumerate(lengths):
+        shard.insert(synth.trajectory(length, tag, stack=2))
+    window = SampleRequest("windows", 0, 5, 1.0, 0)
+    batch = shard.sample(window, 400, seed=0)
+    assert batch.obs.shape == (400, 6, 6, 1, 1) and batch.actions.shape == (400, 5)
+    tags, frames = synth.decode(batch.obs[:, :, 3:])  # newest frame of each stack
+    assert np.all(tags == tags[:, :1]) and np.all(np.diff(frames, axis=1) == 1)
+    assert np.array_equal(batch.is_first[:, 0], frames[:, 0] == 0) and not batch.is_first[:, 1:].any()
+    assert np.array_equal(batch.rewards, frames[:, :5] + 1000 * tags[:, :5])  # step t's reward
+    assert np.array_equal(batch.terminals, frames[:, 1:] == np.array(lengths)[tags[:, 1:]])
+
+    crossing = shard.sample(SampleRequest("windows", 0, 5, 1.0, 0, cross_episodes=True), 400, seed=0)
+    tags, frames = synth.decode(crossing.obs[:, :, 3:])
+    changes = np.diff(tags[:, :5], axis=1)
+    assert changes.any(), "some windows should run into the next episode"
+    assert set(np.unique(changes)) <= {0, 1}  # only into the one inserted next
+    np.testing.assert_array_equal(crossing.is_first[:, 1:5], changes == 1)
+    np.testing.assert_array_equal(frames[:, 1:5][changes == 1], 0)  # a new episode starts at its frame 0
+    oldest = synth.decode(crossing.obs[:, :, :3])[1]  # oldest frame of each stack: clamped at the start
+    np.testing.assert_array_equal(oldest[:, 1:5][changes == 1], 0)
+
+
+def test_eviction_drops_whole_oldest_trajectories_in_insert_order(synth):
+    shard = ReplayShard(ReplayConfig(capacity=50, frame_overhead=0.5), 0)  # transitions bind, not frames
+    lengths = [10, 20, 5, 15, 12, 7, 30]
+    stored = []
+    for tag, length in enumerate(lengths):
+        total = shard.insert(synth.trajectory(length, tag))
+        stored.append(tag)
+        while sum(lengths[t] for t in stored) > 50:
+            stored.pop(0)
+        assert total == sum(lengths[t] for t in stored)
+    batch = shard.sample(SampleRequest("windows", 0, 1, 1.0, 0), 2000, seed=0)
+    assert set(synth.decode(batch.obs[:, 0])[0].tolist()) == set(stored) == {4, 5, 6}
+    stats = shard.stats()
+    assert stats["replay/trajectories"] == 3 and stats["replay/evictions"] == 4 and stats["replay/inserts"] == 7
+
+
+def test_frames_are_stored_once(synth):
+    frame_bytes = 104 * 80
+    shard = ReplayShard(ReplayConfig(capacity=3000), 0)
+    while shard.num_transitions() < 2700:
+        shard.insert(synth.trajectory(300, frame_shape=(1, 104, 80), stack=4))
+    assert shard.stats()["replay/bytes"] / shard.config.capacity <= 1.1 * frame_bytes
+
+
+def test_frame_budget_caps_very_short_episodes(synth):
+    config = ReplayConfig(capacity=64, frame_overhead=0.25)  # 80 frame slots
+    shard = ReplayShard(config, 0)
+    for tag in range(60):
+        shard.insert(synth.trajectory(1, tag))  # 2 frames per transition
+    assert shard.num_transitions() == 40 and shard.count(SampleRequest("windows", 0, 1, 1.0, 0)) == 40
+
+
+def test_state_frames_and_continuous_actions_form_windows():
+    from pixelplan.envs.trajectory import Trajectory
+
+    shard = ReplayShard(ReplayConfig(capacity=100), 0)
+    for tag in range(3):
+        frames = np.full((11, 5), tag, np.float32)
+        shard.insert(Trajectory("dmc", frames, np.zeros((10, 2), np.float32), np.ones(10, np.float32),
+                                np.zeros(10, bool), np.zeros((11, 1), np.float32), stack=3))
+    batch = shard.sample(SampleRequest("windows", 0, 4, 1.0, 0), 8, seed=0)
+    assert batch.obs.shape == (8, 5, 15) and batch.obs.dtype == np.float32
+    assert batch.actions.shape == (8, 4, 2) and batch.actions.dtype == np.float32
