@@ -1,0 +1,81 @@
+"""GLAMOR hyperparameters: defaults are the paper's Fig. 5 (the authors' code where Fig. 5 is silent)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+PLAN_MODES = ("shortest", "plan-end")
+
+
+@dataclass(frozen=True)
+class GlamorConfig:
+    # -- model (Sec. 4.2, Fig. 1) -------------------------------------------------------------
+    encoder_channels: tuple[int, ...] = (16, 32, 32)  # IMPALA "large" stages
+    encoder_dim: int = 256  # each encoder's output size
+    norm_groups: int = 8  # GroupNorm groups (at most; must divide the channels or is reduced)
+    state_size: int = 512  # the mixed (obs, goal) representation the LSTMs start from
+    mix_hidden: int = 256  # hidden width of the mixing MLP
+    lstm_hidden: int = 64
+    lstm_layers: int = 1
+    # -- learning (Eq. 9) ---------------------------------------------------------------------
+    lr: float = 5e-4
+    weight_decay: float = 0.01  # AdamW
+    grad_clip: float = 1.0  # global grad-norm clip (authors' code)
+    prior_weight: float = 1.0  # alpha in Eq. 9
+    batch_size: int = 200  # pairs per update (authors' code)
+    max_pair_length: int | None = None  # j - i cap; None = the env's time limit T (50 Atari, 100 DMC)
+    replay_ratio: float = 4.0  # sampled pairs per inserted env step
+    min_steps_learn: int = 50_000
+    buffer_size: int = 1_000_000  # env steps the replay keeps
+    # -- collection (Sec. 3.5) ----------------------------------------------------------------
+    eps_initial: float = 1.0
+    eps_final: float = 0.1
+    eps_steps: int = 300_000  # env steps of the linear decay
+    train_tasks: int = 1000  # size of the training goal set
+    stop_at_plan_end: bool = False  # collection: end the episode when the open-loop plan runs out
+    # -- planning (Eq. 8, Sec. 3.4) ------------------------------------------------------------
+    policy_trials: int = 50  # N candidate sequences per request
+    clip_p_actions: float = -3.15  # expand a token only if log p_idm(token) >= this
+    plan_temperature: float = 1.0  # Boltzmann temperature over z
+    plan_discount: float = 0.6  # gamma in Eq. 8; see planner.py for why not 0.99
+    plan_mode: Literal["shortest", "plan-end"] = "shortest"
+    use_prior: bool = True  # False: the no-action-prior ablation, z = log p_idm
+    sparse_planning: bool = False  # True: uniform random candidates, scored by Eq. 8 afterwards
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.plan_mode not in PLAN_MODES:
+            problems.append(f"plan_mode must be one of {PLAN_MODES}, got {self.plan_mode!r}")
+        if not 0.0 < self.plan_discount <= 1.0:
+            problems.append(f"plan_discount must be in (0, 1], got {self.plan_discount}")
+        if self.plan_temperature <= 0:
+            problems.append(f"plan_temperature must be > 0, got {self.plan_temperature}")
+        if self.policy_trials < 1 or self.batch_size < 1:
+            problems.append("policy_trials and batch_size must be >= 1")
+        if self.max_pair_length is not None and self.max_pair_length < 1:
+            problems.append(f"max_pair_length must be >= 1 or None, got {self.max_pair_length}")
+        if not 0.0 <= self.eps_final <= 1.0 or not 0.0 <= self.eps_initial <= 1.0:
+            problems.append("eps_initial and eps_final must be in [0, 1]")
+        if problems:
+            raise ValueError("GlamorConfig: " + "; ".join(problems))
+
+    @classmethod
+    def tiny(cls, **overrides) -> GlamorConfig:
+        """A CPU-sized model for the 9x9 grid world: ~0.2M parameters, learns in seconds."""
+        base = dict(encoder_channels=(16, 32), encoder_dim=64, state_size=64, mix_hidden=64, batch_size=64,
+                    min_steps_learn=500, buffer_size=100_000, eps_steps=5_000, eps_final=0.1, train_tasks=200,
+                    policy_trials=20, lr=2e-3)
+        base.update(overrides)
+        return cls(**base)
+
+    def replace(self, **overrides) -> GlamorConfig:
+        """Copy with fields replaced; unknown names raise ValueError (typos in --set must not pass)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"GlamorConfig has no field(s) {unknown}; known fields: {sorted(known)}")
+        return replace(self, **overrides)
+
+    def pair_length(self, time_limit: int) -> int:
+        """Longest relabeled pair (and longest plan) for an env with time limit T."""
+        return min(self.max_pair_length or time_limit, time_limit)

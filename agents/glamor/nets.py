@@ -1,0 +1,115 @@
+"""GLAMOR's networks (Fig. 1, Sec. 4.2): inverse dynamics model and action prior.
+
+Two convolutional encoders: one for the observation stack s_1, one for the goal frame g. The
+paper shares parameters "only in the encoders for the inverse dynamics model and action prior",
+so the observation encoder is used by both models, the goal encoder only by the IDM, and each
+model has its own mixing MLP and LSTM decoder. Token vocabulary: actions 0..n-1, END = n,
+PAD = n + 1. PAD is never predicted; END is impossible at the first step (a plan has >= 1 action).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from pixelplan.agents.nets import make_encoder, mlp
+from pixelplan.envs.spec import EnvSpec
+
+from .config import GlamorConfig
+
+
+class DecoderState(NamedTuple):
+    ctx_in: torch.Tensor  # (B, state) the context's contribution to every LSTM input
+    hc: tuple[torch.Tensor, torch.Tensor]  # LSTM (h, c), each (layers, B, hidden)
+
+
+def mask_log_probs(logits: torch.Tensor, first: torch.Tensor | bool, n_actions: int) -> torch.Tensor:
+    """Log-softmax over actions + END: PAD always impossible, END impossible where ``first``.
+
+    ``logits`` (..., n + 2); ``first`` broadcasts against logits[..., 0].
+    """
+    neg = torch.finfo(logits.dtype).min
+    logits = logits.clone()
+    logits[..., n_actions + 1] = neg
+    end_blocked = torch.as_tensor(first, device=logits.device)
+    logits[..., n_actions] = torch.where(end_blocked, torch.full_like(logits[..., n_actions], neg),
+                                         logits[..., n_actions])
+    return logits.log_softmax(-1)
+
+
+class ActionSequenceModel(nn.Module):
+    """p(a_1, ..., a_k, END | context): an LSTM started from the context, fed the previous action."""
+
+    def __init__(self, context_dim: int, n_actions: int, cfg: GlamorConfig) -> None:
+        super().__init__()
+        self.n_actions, self.layers, self.hidden = n_actions, cfg.lstm_layers, cfg.lstm_hidden
+        self.mix = mlp(context_dim, [cfg.mix_hidden], cfg.state_size, layer_norm=True, out_act=True)
+        self.init_hc = nn.Linear(cfg.state_size, 2 * cfg.lstm_layers * cfg.lstm_hidden)
+        self.ctx_in = nn.Linear(cfg.state_size, cfg.state_size)
+        self.embed = nn.Embedding(n_actions + 1, cfg.state_size)  # previous action; index n = START
+        self.lstm = nn.LSTM(cfg.state_size, cfg.lstm_hidden, cfg.lstm_layers, batch_first=True)
+        self.head = nn.Linear(cfg.lstm_hidden, n_actions + 2)
+
+    @property
+    def start_token(self) -> int:
+        return self.n_actions
+
+    def start(self, context: torch.Tensor) -> DecoderState:
+        state = self.mix(context)
+        h, c = self.init_hc(state).view(-1, 2, self.layers, self.hidden).permute(1, 2, 0, 3).contiguous()
+        return DecoderState(self.ctx_in(state), (h, c))
+
+    def _inputs(self, ctx_in: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        prev = torch.where(prev < self.n_actions, prev, torch.full_like(prev, self.start_token))
+        return torch.relu(ctx_in.unsqueeze(1) + self.embed(prev))
+
+    def forward(self, context: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log-probs (B, L, n + 2) of predicting ``tokens`` (B, L) position by position."""
+        state = self.start(context)
+        start = torch.full_like(tokens[:, :1], self.start_token)
+        prev = torch.cat([start, tokens[:, :-1]], dim=1)
+        out, _ = self.lstm(self._inputs(state.ctx_in, prev), state.hc)
+        first = torch.zeros(tokens.shape[1], dtype=torch.bool, device=tokens.device)
+        first[0] = True
+        return mask_log_probs(self.head(out), first.unsqueeze(0), self.n_actions)
+
+    def step(self, state: DecoderState, prev: torch.Tensor, first: bool) -> tuple[torch.Tensor, DecoderState]:
+        """One autoregressive step for a batch: log-probs (B, n + 2) of the next token."""
+        out, hc = self.lstm(self._inputs(state.ctx_in, prev.unsqueeze(1)), state.hc)
+        return mask_log_probs(self.head(out[:, 0]), first, self.n_actions), DecoderState(state.ctx_in, hc)
+
+
+class GlamorNet(nn.Module):
+    """Encoders + IDM p(a | s_1, g) + action prior p(a | s_1)."""
+
+    def __init__(self, spec: EnvSpec, cfg: GlamorConfig) -> None:
+        super().__init__()
+        if not spec.discrete:
+            raise ValueError(f"GLAMOR needs discrete actions (discretise continuous control to 3^A); "
+                             f"{spec.env_id} has {spec.action_kind} actions")
+        self.n_actions = spec.action_size
+        enc = (cfg.encoder_dim, cfg.encoder_channels, cfg.norm_groups)
+        self.obs_encoder = make_encoder(spec.obs_shape, *enc)
+        self.goal_encoder = make_encoder(spec.frame_shape, *enc)
+        self.idm = ActionSequenceModel(2 * cfg.encoder_dim, self.n_actions, cfg)
+        self.prior = ActionSequenceModel(cfg.encoder_dim, self.n_actions, cfg)
+
+    @property
+    def end_token(self) -> int:
+        return self.n_actions
+
+    @property
+    def pad_token(self) -> int:
+        return self.n_actions + 1
+
+    def contexts(self, obs: torch.Tensor, goals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(IDM context, prior context) from raw observations and goal frames."""
+        obs_rep = self.obs_encoder(obs)
+        return torch.cat([obs_rep, self.goal_encoder(goals)], dim=-1), obs_rep
+
+    def forward(self, obs: torch.Tensor, goals: torch.Tensor,
+                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced log-probs (B, L, n + 2) under the IDM and under the prior."""
+        idm_ctx, prior_ctx = self.contexts(obs, goals)
+        return self.idm(idm_ctx, tokens), self.prior(prior_ctx, tokens)

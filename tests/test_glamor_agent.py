@@ -1,0 +1,145 @@
+"""GlamorAgent contract: sample request, weights, save/load round trip, registry; collection helpers."""
+import numpy as np
+import pytest
+import torch
+
+from pixelplan.agents.glamor import EpsilonSchedule, GlamorAgent, GlamorConfig, OpenLoopFollower, TrainGoals
+from pixelplan.agents.base import PlanResult
+from pixelplan.agents.registry import make_agent, make_config
+from pixelplan.envs import make_env
+from pixelplan.envs.batches import PairBatch
+
+torch.set_num_threads(1)
+
+
+def random_pairs(env, rng, size=16, max_len=6):
+    n = env.spec.action_size
+    obs, goals = [], []
+    actions = np.full((size, max_len + 1), n + 1, np.int64)
+    lengths = rng.integers(1, max_len + 1, size)
+    for b, k in enumerate(lengths):
+        obs.append(env.reset())
+        acts = rng.integers(n, size=k)
+        for a in acts:
+            env.step(int(a))
+        goals.append(env.frame())
+        actions[b, :k], actions[b, k] = acts, n
+    return PairBatch(np.stack(obs), np.stack(goals), actions, lengths)
+
+
+def requests(env, n=5):
+    obs = np.stack([env.reset()] * n)
+    goals = np.stack([env.render_at((1 + i % 7, 1 + (3 * i) % 7)) for i in range(n)])
+    return obs, goals, np.full(n, env.spec.time_limit)
+
+
+def test_sample_request_follows_the_config():
+    env = make_env("grid")
+    agent = GlamorAgent(env.spec, GlamorConfig())
+    req = agent.sample_request()
+    assert (req.kind, req.batch_size, req.replay_ratio, req.min_steps_learn) == ("pairs", 200, 4.0, 50_000)
+    assert req.length == env.spec.time_limit  # no longer than T by default
+    assert GlamorAgent(env.spec, GlamorConfig(max_pair_length=7)).sample_request().length == 7
+
+
+def test_save_load_round_trip_restores_everything(tmp_path):
+    env = make_env("grid")
+    rng = np.random.default_rng(0)
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=1)
+    for _ in range(3):
+        agent.learn(random_pairs(env, rng))
+    path = agent.save(tmp_path / "ckpt" / "glamor.pt")
+    assert path.exists() and not list(path.parent.glob("*.tmp"))
+    batch, req = random_pairs(env, rng), requests(env)
+    expected_loss = agent.learn(batch)
+    expected_plan = agent.plan(*req)  # no seed given: drawn from the agent's RNG, which is saved too
+
+    other = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=2)
+    other.load(path)
+    assert other.updates == 3 and other.version == 3
+    assert other.learn(batch) == pytest.approx(expected_loss)  # same weights and optimiser moments
+    got = other.plan(*req)
+    assert np.array_equal(got.actions, expected_plan.actions) and got.version == 4
+
+    rebuilt = GlamorAgent.from_checkpoint(path)
+    assert rebuilt.config == agent.config and rebuilt.updates == 3
+
+
+def test_load_refuses_a_different_config(tmp_path):
+    env = make_env("grid")
+    path = GlamorAgent(env.spec, GlamorConfig.tiny()).save(tmp_path / "a.pt")
+    with pytest.raises(ValueError, match="state_size"):
+        GlamorAgent(env.spec, GlamorConfig.tiny(state_size=32)).load(path)
+
+
+def test_policy_weights_are_cpu_and_carry_the_version():
+    env = make_env("grid")
+    learner = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=0)
+    learner.learn(random_pairs(env, np.random.default_rng(3)))
+    weights = learner.policy_weights()
+    assert weights["version"] == 1
+    assert all(t.device.type == "cpu" for t in weights["net"].values())
+    actor = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=5)
+    actor.load_policy_weights(weights)
+    a, b = learner.plan(*requests(env), seed=4), actor.plan(*requests(env), seed=4)
+    assert np.array_equal(a.actions, b.actions) and b.version == 1
+
+
+def test_registry_builds_glamor_with_presets_and_checked_overrides():
+    env = make_env("grid")
+    agent = make_agent("glamor", env.spec, {"preset": "tiny", "lr": 1e-3, "encoder_channels": [8, 8]})
+    assert agent.config == GlamorConfig.tiny(lr=1e-3, encoder_channels=(8, 8))
+    assert make_config("glamor") == GlamorConfig()
+    with pytest.raises(ValueError, match="no field"):
+        make_agent("glamor", env.spec, {"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="unknown agent"):
+        make_agent("glamour", env.spec)
+    with pytest.raises(ValueError, match="preset"):
+        make_config("glamor", {"preset": "huge"})
+    with pytest.raises(ValueError, match="plan_discount"):
+        make_config("glamor", {"plan_discount": 0.0})
+
+
+def test_epsilon_decays_linearly_then_stays():
+    eps = EpsilonSchedule(1.0, 0.1, 1000)
+    assert eps(0) == 1.0 and eps(500) == pytest.approx(0.55) and eps(1000) == 0.1 and eps(10**9) == 0.1
+    agent = GlamorAgent(make_env("grid").spec, GlamorConfig())
+    assert agent.epsilon(150_000) == pytest.approx(0.55) and agent.epsilon(300_000) == pytest.approx(0.1)
+
+
+def plans(rows):
+    width = max(len(r) for r in rows)
+    actions = np.full((len(rows), width), -1, np.int64)
+    for i, r in enumerate(rows):
+        actions[i, : len(r)] = r
+    return PlanResult(actions, np.array([len(r) for r in rows]), np.zeros(len(rows)))
+
+
+def test_open_loop_follower_follows_plans_then_explores():
+    follower = OpenLoopFollower(3, n_actions=4, seed=0, stop_at_plan_end=True)
+    follower.start(np.arange(3), plans([[0, 1, 2], [3], [2, 2]]))
+    steps = [follower.next_actions(eps=0.0) for _ in range(3)]
+    assert [list(a) for a, _ in steps[:1]] == [[0, 3, 2]]
+    assert list(steps[1][0][[0, 2]]) == [1, 2] and list(steps[1][1]) == [False, True, False]
+    assert list(steps[2][1]) == [False, True, True]
+    follower.start(np.array([1]), plans([[1, 1, 1, 1]]))  # a new episode for env 1 only
+    actions, stop = follower.next_actions(eps=0.0, env_ids=np.array([1]))
+    assert list(actions) == [1] and not stop[0]
+
+
+def test_open_loop_follower_replaces_actions_with_probability_eps():
+    follower = OpenLoopFollower(2000, n_actions=4, seed=1)
+    follower.start(np.arange(2000), plans([[0] * 5] * 2000))
+    replaced = np.mean([np.mean(follower.next_actions(eps=0.4)[0] != 0) for _ in range(5)])
+    assert replaced == pytest.approx(0.4 * 3 / 4, abs=0.02)  # a random action is 0 a quarter of the time
+    actions, stop = follower.next_actions(eps=0.0)  # plans used up: random actions, no stop by default
+    assert len(set(actions.tolist())) == 4 and not stop.any()
+
+
+def test_train_goals_sample_from_the_training_set():
+    env = make_env("grid")
+    goals = TrainGoals.build(env, GlamorConfig.tiny(train_tasks=40), seed=3)
+    assert len(goals.goals) == 40
+    idx, frames = goals.sample(100)
+    assert frames.shape == (100, *env.spec.frame_shape) and np.array_equal(frames, goals.goals.frames[idx])
+    assert len(np.unique(idx)) > 20

@@ -1,0 +1,103 @@
+"""GLAMOR networks and Eq. 9: shapes, the END/PAD vocabulary, encoder sharing, loss on a fixed batch."""
+import numpy as np
+import pytest
+import torch
+
+from pixelplan.agents.glamor import GlamorAgent, GlamorConfig
+from pixelplan.agents.glamor.loss import glamor_loss
+from pixelplan.agents.glamor.nets import GlamorNet
+from pixelplan.agents.nets import ImpalaEncoder
+from pixelplan.envs import EnvSpec, make_env
+from pixelplan.envs.batches import PairBatch
+
+torch.set_num_threads(1)
+
+
+def grid_batch(env, rng, size=32, max_len=8):
+    """Relabeled pairs from random walks: obs at i, frame at j, actions i..j-1, END, PAD."""
+    n = env.spec.action_size
+    obs, goals = [], []
+    actions = np.full((size, max_len + 1), n + 1, np.int64)
+    lengths = rng.integers(1, max_len + 1, size)
+    for b, k in enumerate(lengths):
+        obs.append(env.reset())
+        acts = rng.integers(n, size=k)
+        for a in acts:
+            env.step(int(a))
+        goals.append(env.frame())
+        actions[b, :k], actions[b, k] = acts, n
+    return PairBatch(np.stack(obs), np.stack(goals), actions, lengths)
+
+
+@pytest.mark.parametrize("shape", [(1, 9, 9), (4, 104, 80), (3, 5, 7)])
+def test_impala_encoder_handles_small_and_paper_sized_frames(shape):
+    enc = ImpalaEncoder(shape, channels=(4, 8, 8), out_dim=16)
+    out = enc(torch.randint(0, 256, (2, *shape), dtype=torch.uint8))
+    assert out.shape == (2, 16) and torch.all(out >= 0)
+    assert torch.allclose(enc(torch.full((1, *shape), 255, dtype=torch.uint8)), enc(torch.ones(1, *shape)))
+
+
+def test_vocabulary_end_and_pad_handling():
+    env = make_env("grid")
+    net = GlamorNet(env.spec, GlamorConfig.tiny())
+    batch = grid_batch(env, np.random.default_rng(0), size=5)
+    lp_idm, lp_prior = net(*(torch.as_tensor(x) for x in (batch.obs, batch.goals, batch.actions)))
+    n = env.spec.action_size
+    for lp in (lp_idm, lp_prior):
+        assert lp.shape == (5, batch.actions.shape[1], n + 2)
+        probs = lp.exp()
+        assert torch.allclose(probs.sum(-1), torch.ones(5, batch.actions.shape[1]), atol=1e-5)
+        assert torch.all(probs[..., n + 1] == 0)  # PAD is never predicted
+        assert torch.all(probs[:, 0, n] == 0)  # END cannot come first: a plan has >= 1 action
+        assert torch.all(probs[:, 1:, n] > 0)
+
+
+def test_prior_ignores_the_goal_and_shares_only_the_observation_encoder():
+    env = make_env("grid")
+    net = GlamorNet(env.spec, GlamorConfig.tiny())
+    obs = torch.as_tensor(np.stack([env.reset()] * 2))
+    tokens = torch.tensor([[0, 1, 4, 5], [0, 1, 4, 5]])
+    goals = torch.as_tensor(np.stack([env.render_at((1, 1)), env.render_at((7, 7))]))
+    lp_idm, lp_prior = net(obs, goals, tokens)
+    assert not torch.allclose(lp_idm[0], lp_idm[1])
+    assert torch.allclose(lp_prior[0], lp_prior[1])
+    idm_params = {id(p) for p in net.idm.parameters()}
+    prior_params = {id(p) for p in net.prior.parameters()}
+    assert not idm_params & prior_params
+
+
+def test_discrete_actions_are_required():
+    spec = EnvSpec("cont", (1, 9, 9), 1, "continuous", 2, 10, ("x",))
+    with pytest.raises(ValueError, match="discrete"):
+        GlamorNet(spec, GlamorConfig.tiny())
+
+
+def test_loss_decreases_on_a_fixed_batch_and_ignores_padding():
+    env = make_env("grid")
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny(lr=3e-3), seed=0)
+    batch = grid_batch(env, np.random.default_rng(1), size=32)
+    first = agent.learn(batch)
+    assert set(first) == {"loss/total", "loss/idm", "loss/prior", "grad_norm"}
+    assert first["loss/total"] == pytest.approx(first["loss/idm"] + first["loss/prior"], rel=1e-5)
+    for _ in range(40):
+        last = agent.learn(batch)
+    assert last["loss/idm"] < 0.7 * first["loss/idm"] and last["loss/prior"] < first["loss/prior"]
+    wide = PairBatch(batch.obs, batch.goals, np.pad(batch.actions, ((0, 0), (0, 5)), constant_values=5),
+                     batch.lengths)
+    args = [torch.as_tensor(x) for x in (batch.obs, batch.goals)]
+    with torch.no_grad():
+        a = glamor_loss(agent.net, *args, torch.as_tensor(batch.actions), torch.as_tensor(batch.lengths), 1.0)
+        b = glamor_loss(agent.net, *args, torch.as_tensor(wide.actions), torch.as_tensor(wide.lengths), 1.0)
+    assert float(a["loss/total"]) == pytest.approx(float(b["loss/total"]), rel=1e-5)
+
+
+def test_learn_rejects_batches_without_the_end_token():
+    env = make_env("grid")
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny())
+    batch = grid_batch(env, np.random.default_rng(2), size=4)
+    bad = batch.actions.copy()
+    bad[0, batch.lengths[0]] = 5  # PAD where END belongs
+    with pytest.raises(ValueError, match="END"):
+        agent.learn(PairBatch(batch.obs, batch.goals, bad, batch.lengths))
+    with pytest.raises(ValueError, match="lengths"):
+        agent.learn(PairBatch(batch.obs, batch.goals, batch.actions, np.zeros(4, np.int64)))
