@@ -1,0 +1,212 @@
+"""Collect a sweep's run folders into one table (mean ± std over seeds per agent and env, the shape
+of the papers' Table 1) and one PNG of learning curves.
+
+A run folder is any folder holding ``metrics.csv`` (long format: wall_time,env_steps,key,value)
+and ``config.json`` (agent, env, seed, ...); ``done`` marks a finished run. Unfinished runs count
+with their latest value and are flagged, so a report can be read while the sweep still runs.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HEADLINE_KEYS = ("eval/achievement", "eval/return")  # GLAMOR's achievement rate, else the episode return
+METRICS_HEADER = ["wall_time", "env_steps", "key", "value"]
+AGENT_ORDER = ("glamor", "dreamer", "alm")
+CURVE_POINTS = 100
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    agent: str
+    env: str
+    seed: int
+    done: bool
+    metric: str
+    steps: np.ndarray  # increasing env steps at which `metric` was logged
+    values: np.ndarray
+
+    @property
+    def final(self) -> float:
+        return float(self.values[-1])
+
+
+@dataclass(frozen=True)
+class Row:
+    agent: str
+    env: str
+    metric: str
+    runs: tuple[Run, ...]
+
+    @property
+    def finals(self) -> np.ndarray:
+        return np.array([r.final for r in self.runs])
+
+    @property
+    def mean(self) -> float:
+        return float(self.finals.mean())
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation over seeds (NaN for a single seed)."""
+        return float(self.finals.std(ddof=1)) if len(self.runs) > 1 else math.nan
+
+    @property
+    def finished(self) -> int:
+        return sum(r.done for r in self.runs)
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: list[Row]
+    skipped: list[Path]  # run folders with no headline metric logged yet
+    files: list[Path]
+
+
+def read_curves(metrics_csv: Path, keys: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """key -> (env_steps, values), sorted by env steps; a later row at the same step wins."""
+    points: dict[str, dict[float, float]] = defaultdict(dict)
+    with open(metrics_csv, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != METRICS_HEADER:
+            raise ValueError(f"{metrics_csv}: header {header} is not {','.join(METRICS_HEADER)}")
+        for line, row in enumerate(reader, start=2):
+            if len(row) != 4:
+                raise ValueError(f"{metrics_csv}:{line}: expected 4 fields, got {len(row)}")
+            if row[2] in keys:
+                points[row[2]][float(row[1])] = float(row[3])
+    return {key: (np.array(sorted(p)), np.array([p[s] for s in sorted(p)])) for key, p in points.items()}
+
+
+def load_run(folder: Path, keys: tuple[str, ...] = HEADLINE_KEYS) -> Run | None:
+    """The run's first headline key in `keys` order, or None while it has logged none of them."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{folder} has metrics.csv but no config.json: cannot tell its agent, env and seed")
+    config = json.loads(config_path.read_text())
+    missing = [k for k in ("agent", "env", "seed") if k not in config]
+    if missing:
+        raise ValueError(f"{config_path} lacks {', '.join(missing)}")
+    curves = read_curves(folder / "metrics.csv", keys)
+    metric = next((k for k in keys if k in curves), None)
+    if metric is None:
+        return None
+    return Run(folder, str(config["agent"]), str(config["env"]), int(config["seed"]), (folder / "done").exists(),
+               metric, *curves[metric])
+
+
+def collect(runs: list[Run]) -> list[Row]:
+    groups: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    seen: dict[tuple[str, str, int], Path] = {}
+    for run in runs:
+        key = (run.agent, run.env, run.seed)
+        if key in seen:
+            raise ValueError(f"two runs of {run.agent} on {run.env} with seed {run.seed}: {seen[key]} and {run.path}")
+        seen[key] = run.path
+        groups[(run.agent, run.env, run.metric)].append(run)
+    return [Row(a, e, m, tuple(sorted(rs, key=lambda r: r.seed))) for (a, e, m), rs in sorted(groups.items())]
+
+
+def _agents(rows: list[Row]) -> list[str]:
+    names = {r.agent for r in rows}
+    return [a for a in AGENT_ORDER if a in names] + sorted(names - set(AGENT_ORDER))
+
+
+def _number(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def _cell(row: Row | None) -> str:
+    if row is None:
+        return "–"
+    running = len(row.runs) - row.finished
+    note = f"n={len(row.runs)}" + (f", {running} running" if running else "")
+    return f"{_number(row.mean)} ± {_number(row.std)} ({note})"
+
+
+def format_table(rows: list[Row]) -> str:
+    """Markdown: one line per (env, metric), one column per agent, cells 'mean ± std (n=seeds)'."""
+    agents = _agents(rows)
+    by_key = {(r.env, r.metric, r.agent): r for r in rows}
+    lines = ["| env | metric | " + " | ".join(agents) + " |", "|---|---|" + "---|" * len(agents)]
+    for env, metric in sorted({(r.env, r.metric) for r in rows}):
+        cells = [_cell(by_key.get((env, metric, a))) for a in agents]
+        lines.append(f"| {env} | {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["agent", "env", "metric", "seeds", "finished", "mean", "std", "finals"])
+        for r in rows:
+            finals = ";".join(f"{run.seed}:{run.final!r}" for run in r.runs)
+            writer.writerow([r.agent, r.env, r.metric, len(r.runs), r.finished, repr(r.mean), repr(r.std), finals])
+
+
+def plot_curves(rows: list[Row], path: Path) -> None:
+    """A row of panels per env, one per headline metric there; per agent the mean over the seeds
+    that have evaluated around each step, with a ± std band."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend, works headless
+
+    envs = sorted({r.env for r in rows})
+    metrics = {env: sorted({r.metric for r in rows if r.env == env}) for env in envs}
+    cols = max(len(m) for m in metrics.values())
+    fig = Figure(figsize=(5.5 * cols, 3.6 * len(envs)), layout="constrained")
+    axes = fig.subplots(len(envs), cols, squeeze=False)
+    for i, env in enumerate(envs):
+        for j in range(cols):
+            if j >= len(metrics[env]):
+                axes[i, j].set_visible(False)
+                continue
+            ax, metric = axes[i, j], metrics[env][j]
+            for row in (r for r in rows if (r.env, r.metric) == (env, metric)):
+                _plot_row(ax, row)
+            ax.set(title=env, xlabel="env steps", ylabel=metric)
+            ax.legend(fontsize="small")
+    fig.savefig(path, dpi=110)
+
+
+def _plot_row(ax, row: Row) -> None:
+    grid = np.linspace(0, max(run.steps[-1] for run in row.runs), CURVE_POINTS)
+    curves = np.array([np.where((grid >= run.steps[0]) & (grid <= run.steps[-1]),
+                                np.interp(grid, run.steps, run.values), np.nan) for run in row.runs])
+    seen = ~np.isnan(curves).all(axis=0)
+    mean = np.nanmean(curves[:, seen], axis=0)
+    std = np.nan_to_num(np.nanstd(curves[:, seen], axis=0))
+    (line,) = ax.plot(grid[seen], mean, label=f"{row.agent} (n={len(row.runs)})")
+    ax.fill_between(grid[seen], mean - std, mean + std, color=line.get_color(), alpha=0.2)
+
+
+def report(sweep_dir: Path, out_dir: Path | None = None, metric: str | None = None) -> Report:
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"no sweep folder at {sweep_dir}")
+    folders = sorted(p.parent for p in sweep_dir.rglob("metrics.csv"))
+    if not folders:
+        raise ValueError(f"no run folders (folders with metrics.csv) under {sweep_dir}")
+    keys = (metric,) if metric else HEADLINE_KEYS
+    loaded = {folder: load_run(folder, keys) for folder in folders}
+    runs = [run for run in loaded.values() if run is not None]
+    if not runs:
+        raise ValueError(f"none of the {len(folders)} runs under {sweep_dir} has logged {' or '.join(keys)} yet")
+    rows = collect(runs)
+    out_dir = Path(out_dir or sweep_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = format_table(rows)
+    skipped = [folder for folder, run in loaded.items() if run is None]
+    notes = [f"{len(runs)} runs, {sum(r.done for r in runs)} finished; std is over seeds (ddof=1)."]
+    notes += [f"skipped (no {' or '.join(keys)} yet): {folder}" for folder in skipped]
+    files = [out_dir / "report.md", out_dir / "report.csv", out_dir / "report.png"]
+    files[0].write_text(f"# Sweep {sweep_dir.resolve().name}\n\n{table}\n\n" + "\n\n".join(notes) + "\n")
+    write_csv(rows, files[1])
+    plot_curves(rows, files[2])
+    return Report(rows, skipped, files)
