@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from pixelplan.distributed.replay.redis_server import LocalRedisServer
 from pixelplan.envs.trajectory import Trajectory
 

@@ -3,7 +3,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayEmptyError, ReplayShard, ShardedReplay
@@ -20,9 +19,9 @@ def shard(synth):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(frame_shape=(3, 2, 1)), "frames"),
-    (dict(dtype=np.float32), "frames"),
-    (dict(stack=4), "stack"),
+    ({"frame_shape": (3, 2, 1)}, "frames"),
+    ({"dtype": np.float32}, "frames"),
+    ({"stack": 4}, "stack"),
 ])
 def test_trajectories_unlike_the_stored_ones_are_refused(shard, synth, change, message):
     with pytest.raises(ValueError, match=message):

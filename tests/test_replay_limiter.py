@@ -1,6 +1,5 @@
 """Rate limiter: nothing before min_steps, then the replay ratio, with writers at most tolerance ahead."""
 import pytest
-
 from pixelplan.distributed.replay import RateLimiter
 
 

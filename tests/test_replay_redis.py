@@ -4,7 +4,6 @@ import dataclasses
 import numpy as np
 import pytest
 import redis
-
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ReplayStoreUnavailable
 
@@ -47,7 +46,7 @@ def test_restarted_shard_recovers_contents_order_and_samples_byte_for_byte(redis
 def test_eviction_deletes_from_redis(redis_server, synth):
     shard = ReplayShard(config(redis_server), 0)
     for tag in range(10):
-        shard.insert(synth.trajectory(30, tag))
+        shard.insert(synth.trajectory(29, tag))  # 4 fit: 116 transitions, 120 of 123 frame slots
     client = redis.Redis.from_url(redis_server.url)
     keys = client.keys("t:replay:0:t:*")
     assert sorted(int(k.rsplit(b":", 1)[1]) for k in keys) == [6, 7, 8, 9] == shard._ring.seqs.tolist()

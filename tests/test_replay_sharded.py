@@ -1,7 +1,6 @@
 """The sharded front: round-robin inserts, prefetching, handle replacement, summed stats."""
 import numpy as np
 import pytest
-
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay
@@ -60,7 +59,7 @@ def test_prefetch_keeps_batches_in_flight_with_remote_handles(synth):
 
 
 def test_same_seed_same_batch_and_batches_merge_in_random_positions(synth):
-    replay, handles = make(synth)
+    replay, _ = make(synth)
     a, b = replay.sample(PAIRS, seed=9), replay.sample(PAIRS, seed=9)
     assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("obs", "goals", "actions", "lengths"))
     shard_of = synth.decode(a.obs)[0] % 2  # even tags live in shard 0

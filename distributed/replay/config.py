@@ -19,7 +19,7 @@ class ReplayConfig:
     num_actions: int | None = None
     # A T-step episode needs T+1 frames: the frame ring holds capacity * (1 + frame_overhead) frames,
     # so episodes shorter than 1 / frame_overhead steps fill the frames before the transitions.
-    frame_overhead: float = 1 / 16
+    frame_overhead: float = 1 / 32
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -48,6 +48,6 @@ class ReplayConfig:
         return self.shard_capacity + max(1, int(self.shard_capacity * self.frame_overhead))
 
     @classmethod
-    def tiny(cls, **overrides) -> "ReplayConfig":
+    def tiny(cls, **overrides) -> ReplayConfig:
         """Small buffer for CPU tests."""
         return cls(**{"capacity": 5_000, "prefetch": 1, **overrides})

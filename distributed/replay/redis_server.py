@@ -26,7 +26,7 @@ class LocalRedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10.0) -> "LocalRedisServer":
+    def start(self, timeout: float = 10.0) -> LocalRedisServer:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -50,7 +50,7 @@ class LocalRedisServer:
             self.process.wait()
         self.process = None
 
-    def __enter__(self) -> "LocalRedisServer":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:

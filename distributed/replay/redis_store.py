@@ -7,7 +7,7 @@ half-applied insert, and the shard acknowledges only after EXEC returned.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis
 from redis.backoff import NoBackoff
