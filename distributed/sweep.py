@@ -269,7 +269,10 @@ def render_sweep(cfg: SweepConfig, template: Path = RAYJOB_TEMPLATE) -> dict[str
         raise ValueError(f"{template} is not a RayJob manifest (kind {rayjob.get('kind')!r})")
     files = {"results.yaml": render_results(cfg, list(yaml.safe_load_all(RESULTS_TEMPLATE.read_text())))}
     for agent, env, seed in cfg.runs:
-        files[f"rayjob-{run_id(agent, env, seed)}.yaml"] = [render_rayjob(cfg, agent, env, seed, rayjob)]
+        name = f"rayjob-{run_id(agent, env, seed)}.yaml"
+        if name in files:
+            raise ValueError(f"env ids in {', '.join(cfg.envs)} collide once spelt for Kubernetes ({name})")
+        files[name] = [render_rayjob(cfg, agent, env, seed, rayjob)]
     return files
 
 

@@ -141,6 +141,7 @@ def test_long_names_are_cut_but_stay_unique():
     ((), {"agents": "glamor,ppo"}, "unknown agent 'ppo'"),
     ((), {"agents": "glamor,glamor"}, "listed twice"),
     ((), {"envs": "grid,mujoco:ant"}, "unknown env id"),
+    ((), {"envs": "grid:four-rooms,grid:four_rooms"}, "collide"),
     ((), {"name": "Table_1"}, "sweep name"),
     (("--gpus", "1", "--learners", "2", "--learner-gpus", "0.5", "--planner-gpus", "0.5"), {}, "GPUs"),
     (("--learner-gpus", "1.5", "--gpus", "4"), {}, "fraction of one GPU"),
