@@ -1,13 +1,19 @@
 """DeepMind Control Suite tasks from pixels (or states), with fast headless rendering.
 
-Rendering decides DMC speed on CPU. dm_control's default ``physics.render`` draws shadows,
-reflections, a skybox and 4x multisampled, finely tessellated geometry: about 30-80 frames/s
-here. ``fast_render`` draws the same camera with a ``mujoco.Renderer`` with those effects off,
-no multisampling and coarser capsules/spheres (8 slices instead of 28): at 104x80 grayscale the
-frames are nearly indistinguishable and rendering is about 10-20x faster. Frames are rendered
-square (dm_control's cameras are set up for square images) and resized with INTER_AREA when the
-requested size is not square, so the whole arena stays in view (rendering at 104x80 directly
-would crop the sides of point_mass' and reacher's arenas).
+Rendering decides DMC speed on CPU. dm_control's default look has shadows, reflections, a skybox
+and 4x multisampled, finely tessellated geometry: about 15-80 frames/s here. ``fast_render``
+draws the same camera with those effects off, no multisampling and coarser capsules/spheres
+(8 slices instead of 28): at 104x80 grayscale the frames are nearly indistinguishable and
+rendering is tens of times faster. Frames are rendered square (dm_control's cameras are set up
+for square images) and resized with INTER_AREA when the requested size is not square, so the
+whole arena stays in view (rendering at 104x80 directly crops point_mass' and reacher's arenas).
+
+Both looks are drawn by a ``mujoco.Renderer`` owned by the env (``fast_render=False`` keeps the
+model's default visual settings: pixel-identical to dm_control's ``physics.render``). We never
+call ``physics.render``: dm_control caches which GL context is current per thread, so once any
+``mujoco.Renderer`` in the process has rendered, ``physics.render`` draws into the wrong context
+(garbage frames). A ``mujoco.Renderer`` makes its own context current on every call, so any
+number of envs of either look can share a process.
 """
 from __future__ import annotations
 
@@ -15,18 +21,18 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco/dm_control pick a GL backend
 
-import itertools  # noqa: E402
+import itertools
 
-import cv2  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from dm_control import suite  # noqa: E402
+import cv2
+import mujoco
+import numpy as np
+from dm_control import suite
 
-from .base import PixelEnv  # noqa: E402
-from .spec import EnvSpec  # noqa: E402
+from .base import PixelEnv
+from .spec import EnvSpec
 
 # Private goal features: the task observation entries holding the entity positions, for the
-# GLAMOR tasks (the authors' configuration, see /work/shared/data/goal-labels.json). Any other
+# GLAMOR tasks (task variants and entries as in the GLAMOR authors' configuration). Any other
 # task falls back to the physics qpos.
 GOAL_OBSERVATIONS = {
     "ball_in_cup-catch": ("position",),
@@ -114,19 +120,21 @@ class DMCEnv(PixelEnv):
             action_size=len(self._table) if self._table is not None else spec.shape[0],
             time_limit=time_limit, feature_names=names, frame_dtype=dtype,
         )
-        self._renderer = None if from_states or not fast_render else self._make_renderer(max(height, width))
+        self._renderer = None if from_states else self._make_renderer(max(height, width), fast_render)
         self._time_step = None
         super().__init__()
 
-    def _make_renderer(self, side: int) -> mujoco.Renderer:
+    def _make_renderer(self, side: int, fast: bool) -> mujoco.Renderer:
         model = self._env.physics.model.ptr
+        if not fast:
+            return mujoco.Renderer(model, side, side)
         quality = model.vis.quality
         saved = quality.offsamples, quality.numslices
         quality.offsamples, quality.numslices = 0, 8  # read once, when the GL context is built
         try:
             renderer = mujoco.Renderer(model, side, side)
         finally:
-            quality.offsamples, quality.numslices = saved  # leave dm_control's own render path as it was
+            quality.offsamples, quality.numslices = saved  # the model itself keeps the default look
         for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                      mujoco.mjtRndFlag.mjRND_SKYBOX):
             renderer.scene.flags[flag] = 0
@@ -135,11 +143,8 @@ class DMCEnv(PixelEnv):
     # -- frames ---------------------------------------------------------------------------------
     def render_rgb(self) -> np.ndarray:
         """The current camera image, (side, side, 3) uint8 with side = max(H, W)."""
-        if self._renderer is not None:
-            self._renderer.update_scene(self._env.physics.data.ptr, camera=self.camera_id)
-            return self._renderer.render()
-        side = max(self.size)
-        return self._env.physics.render(side, side, camera_id=self.camera_id)
+        self._renderer.update_scene(self._env.physics.data.ptr, camera=self.camera_id)
+        return self._renderer.render()
 
     def _frame(self) -> np.ndarray:
         if self.from_states:

@@ -1,9 +1,8 @@
 """Atari: documented shapes, RAM goal labels that follow their entities, seeds, bad input."""
 import gymnasium as gym
 import numpy as np
-import pytest
-
 import pixelplan.envs  # noqa: F401  (registers the gymnasium ids)
+import pytest
 from pixelplan.envs import make_env, measure_feature_ranges
 from pixelplan.envs.atari import GAMES, AtariEnv
 
@@ -98,8 +97,8 @@ def test_gymnasium_id():
     env = gym.make("pixelplan/Atari-Pong-v0")
     obs, info = env.reset(seed=0)
     assert obs.shape == (4, 104, 80) and env.action_space.n == 6 and info["goal_features"].shape == (4,)
-    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-    assert obs.dtype == np.uint8 and not truncated
+    obs, _, _, truncated, info = env.step(env.action_space.sample())
+    assert obs.dtype == np.uint8 and not truncated and info["goal_features"].shape == (4,)
     env.close()
 
 

@@ -1,9 +1,11 @@
 """DM Control: documented shapes in every mode, goal features that follow the cart, seeds, bad input."""
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
-import pytest
-
 import pixelplan.envs  # noqa: F401  (registers the gymnasium ids)
+import pytest
 from pixelplan.envs import make_env, measure_feature_ranges
 from pixelplan.envs.dmc import GOAL_OBSERVATIONS, DMCEnv, discrete_actions
 
@@ -117,18 +119,46 @@ def test_from_states_frames_are_the_task_observation():
     env.close()
 
 
-def test_default_render_path_has_the_same_shape_and_scene(cartpole):
+DEFAULT_LOOK_CHECK = """
+import cv2, numpy as np
+from dm_control import suite
+from pixelplan.envs.dmc import DMCEnv
+reference = suite.load("cartpole", "balance", task_kwargs={"random": 4})
+reference.reset()
+reference.step(np.array([1.0]))
+# dm_control's own render path must run before any mujoco.Renderer exists (see envs/dmc.py)
+rgb = reference.physics.render(104, 104, camera_id=0)
+expected = cv2.cvtColor(cv2.resize(rgb, (80, 104), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+env = DMCEnv("cartpole-balance", fast_render=False)
+env.reset(seed=4)
+env.step(2)
+assert env.frame().shape == (1, 104, 80) and env.frame().dtype == np.uint8
+print(int(np.abs(env.frame()[0].astype(int) - expected).max()))
+env.close()
+reference.close()
+"""
+
+
+def test_default_look_is_dm_control_physics_render():
+    """fast_render=False draws exactly what dm_control's physics.render draws (in a fresh process)."""
+    out = subprocess.run([sys.executable, "-c", DEFAULT_LOOK_CHECK], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "0"
+
+
+def test_fast_and_default_render_show_the_same_scene(cartpole):
     slow = DMCEnv("cartpole-balance", fast_render=False)
     motion = []
     for env in (cartpole, slow):
         start = env.reset(seed=3)[-1:].astype(np.float64)
-        for _ in range(15):
+        for _ in range(10):
             env.step(PUSH_RIGHT)
         motion.append(env.frame().astype(np.float64) - start)
     assert slow.frame().shape == cartpole.frame().shape == (1, 104, 80) and slow.frame().dtype == np.uint8
     assert np.array_equal(cartpole.goal_features(), slow.goal_features())
-    # Same camera and geometry, different looks (skybox, shadows): the moving cart shows up in
-    # the same pixels in both, so the frame differences correlate.
+    assert not np.array_equal(slow.frame(), cartpole.frame())  # different looks (skybox, shadows)...
+    # ...but the same camera and geometry: the moving cart changes the same pixels in both.
     assert np.corrcoef(motion[0].ravel(), motion[1].ravel())[0, 1] > 0.5
     slow.close()
 
@@ -155,6 +185,6 @@ def test_gymnasium_id():
     env = gym.make("pixelplan/DMC-cartpole-balance-v0")
     obs, info = env.reset(seed=0)
     assert obs.shape == (4, 104, 80) and env.action_space.n == 3 and info["goal_features"].shape == (3,)
-    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-    assert obs.dtype == np.uint8 and reward >= 0 and not terminated
+    obs, reward, terminated, _, info = env.step(env.action_space.sample())
+    assert obs.dtype == np.uint8 and reward >= 0 and not terminated and info["goal_features"].shape == (3,)
     env.close()
