@@ -8,6 +8,7 @@ has wrapped and evicts).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import statistics
@@ -21,6 +22,7 @@ from pixelplan.distributed.replay.redis_server import LocalRedisServer
 from pixelplan.envs.trajectory import Trajectory
 
 FRAME = (1, 104, 80)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 STACK, NUM_ACTIONS, MAX_LEN, BATCH = 4, 18, 50, 200  # GLAMOR on Atari: T = 50, batch 200
 
 
@@ -79,18 +81,27 @@ def time_sampling(shard: ReplayShard, replay: ShardedReplay, request: SampleRequ
     return medians
 
 
-def pin_allocator() -> bool:
-    """Keep freed batch buffers in the heap (glibc mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD).
+@contextlib.contextmanager
+def pinned_allocator():
+    """Keep freed batch buffers in the heap while timing (glibc M_MMAP_THRESHOLD, M_TRIM_THRESHOLD).
 
     By default glibc maps each ~10 MB batch fresh from the kernel and unmaps it on free; on this VM
     those page faults cost more than the copy itself and swing timings several-fold. A long-running
     shard mostly converges to reusing its heap; pinning measures the copy, not the allocator.
+    Yields whether pinning worked; restores glibc's default thresholds afterwards.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
-        return False
-    return bool(libc.mallopt(-3, 1 << 30) and libc.mallopt(-1, 1 << 30))
+        yield False
+        return
+    pinned = bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    try:
+        yield pinned
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+        libc.malloc_trim(0)
 
 
 def run(quick: bool) -> dict:
@@ -125,8 +136,8 @@ def run(quick: bool) -> dict:
     batch_bytes = sum(getattr(batch, f).nbytes for f in ("obs", "goals", "actions", "lengths"))
     gather_bytes = BATCH * (STACK + 1) * frame_bytes  # stack at i + goal at j
     default = time_sampling(shard, replay, request, rounds // 2, rng)
-    pinned = pin_allocator()
-    median = time_sampling(shard, replay, request, rounds, rng)
+    with pinned_allocator() as pinned:
+        median = time_sampling(shard, replay, request, rounds, rng)
     sample_bps, gather_bps = batch_bytes / median["sample"], gather_bytes / median["gather"]
     byte_ratio = batch_bytes / gather_bytes
     sample_ratio, default_ratio = (byte_ratio * m["gather_over_sample"] for m in (median, default))

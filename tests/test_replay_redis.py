@@ -70,6 +70,9 @@ def test_unreachable_or_killed_redis_gives_a_connection_error_naming_the_url(red
         shard.insert(synth.trajectory(10, 1))
     assert isinstance(caught.value, ReplayStoreUnavailable)
     assert shard.num_transitions() == 10  # not acknowledged, not stored
+    with pytest.raises(ReplayStoreUnavailable):  # the retry first resyncs from Redis: still down
+        shard.insert(synth.trajectory(10, 2))
+    assert shard.num_transitions() == 10 and len(shard.sample(WINDOWS, 5, seed=0)) == 5  # still serves samples
     with pytest.raises(ReplayStoreUnavailable, match="unreachable"):
         ReplayShard(config(redis_server), 0)
 

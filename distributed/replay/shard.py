@@ -24,6 +24,7 @@ class ReplayShard:
         self.config, self.shard_id = config, shard_id
         self._ring = TrajectoryRing(config.shard_capacity, config.shard_frame_slots)
         self._cum: dict[tuple, np.ndarray] = {}  # cumulative item counts per request shape
+        self._ends: np.ndarray | None = None  # cumulative trajectory lengths: the step stream's boundaries
         self._counts = {"inserts": 0, "inserted_steps": 0, "samples": 0, "sample_calls": 0, "evictions": 0}
         self._store = None
         self._store_in_doubt = False  # a write failed mid-flight: Redis may hold it, memory does not
@@ -60,22 +61,27 @@ class ReplayShard:
         self._ring.evict(evict)
         self._ring.append(traj, seq)
         self._counts["evictions"] += evict
-        self._cum.clear()
+        self._invalidate()
 
     def _recover(self) -> None:
-        """Rebuild memory from Redis (at start, or after a write whose outcome is unknown)."""
-        ring = TrajectoryRing(self.config.shard_capacity, self.config.shard_frame_slots)
-        for seq, blob in self._store.load():
+        """Rebuild memory from Redis (at start, or after a write whose outcome is unknown).
+
+        Everything is read (compressed, small) before memory is touched, so an outage midway leaves
+        the shard as it was and still in doubt.
+        """
+        stored, counters = list(self._store.load()), self._store.counters()
+        ring = self._ring
+        ring.clear()
+        for seq, blob in stored:
             traj = Trajectory.from_bytes(blob)
             evict = ring.evictions_for(len(traj))  # only if the capacity shrank since it was written
             self._store.evict(ring.seqs[:evict].tolist())
             ring.evict(evict)
             ring.append(traj, seq)
-        stored = self._store.counters()
-        self._ring, self._store_in_doubt = ring, False
-        self._cum.clear()
-        self._counts["inserts"] = stored.get("inserts", 0)
-        self._counts["inserted_steps"] = stored.get("inserted_steps", 0)
+        self._store_in_doubt = False
+        self._invalidate()
+        self._counts["inserts"] = counters.get("inserts", 0)
+        self._counts["inserted_steps"] = counters.get("inserted_steps", 0)
 
     @staticmethod
     def _decode(data: bytes | Trajectory) -> tuple[Trajectory, bytes | None]:
@@ -179,9 +185,13 @@ class ReplayShard:
         return self._cum[key]
 
     def _cumulative_lengths(self) -> np.ndarray:
-        if "lengths" not in self._cum:
-            self._cum["lengths"] = np.cumsum(self._ring.lengths)
-        return self._cum["lengths"]
+        if self._ends is None:
+            self._ends = np.cumsum(self._ring.lengths)
+        return self._ends
+
+    def _invalidate(self) -> None:
+        self._cum.clear()
+        self._ends = None
 
     # -- reporting --------------------------------------------------------------------------------
     def stats(self) -> dict[str, float]:
