@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from ..agents.registry import AGENTS
 from ..envs.registry import parse_env_id
 
-AGENTS = ("glamor", "dreamer", "alm")
 K8S_DIR = Path(__file__).resolve().parents[1] / "k8s"
 RAYJOB_TEMPLATE = K8S_DIR / "rayjob.template.yaml"
 RESULTS_TEMPLATE = K8S_DIR / "results.template.yaml"
@@ -68,7 +68,7 @@ class SweepConfig:
         _check_unique("agent", self.agents)
         for agent in self.agents:
             if agent not in AGENTS:
-                raise ValueError(f"unknown agent {agent!r}: expected one of {', '.join(AGENTS)}")
+                raise ValueError(f"unknown agent {agent!r}: expected one of {', '.join(sorted(AGENTS))}")
         _check_unique("env", self.envs)
         for env in self.envs:
             parse_env_id(env)
@@ -187,11 +187,9 @@ def train_command(cfg: SweepConfig, agent: str, env: str, seed: int) -> list[str
                "--envs-per-worker", str(cfg.envs_per_worker), "--shards", str(cfg.shards),
                "--learners", str(cfg.learners), "--learner-gpus", f"{learner_gpus:g}",
                "--planner-gpus", f"{planner_gpus:g}", "--device", "cuda" if cfg.gpus else "cpu",
-               "--metrics-port", str(cfg.metrics_port),
+               "--metrics-port", str(cfg.metrics_port), "--no-progress",
                "--out", f"{RESULTS_MOUNT}/{cfg.name}/{run_id(agent, env, seed)}"]
-    for item in cfg.overrides:
-        command += ["--set", item]
-    return command
+    return command + ["--set", *cfg.overrides] if cfg.overrides else command
 
 
 def _resources(cpus: int, memory: str, gpus: int = 0) -> dict:

@@ -79,7 +79,7 @@ def validate(manifest: dict, rayjob_validator: jsonschema.Draft7Validator) -> No
 
 def render(tmp_path: Path, *extra: str) -> list[dict]:
     out = tmp_path / "sweeps" / "table1"
-    assert main(["sweep", "--agents", "glamor,dreamer", "--envs", "grid,dmc:cartpole-balance", "--seeds", "0-2",
+    assert main(["sweep", "--agents", "glamor,stub", "--envs", "grid,dmc:cartpole-balance", "--seeds", "0-2",
                  "--steps", "1000", "--out", str(out), *extra]) == 0
     return [doc for path in sorted(out.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
 

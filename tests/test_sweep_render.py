@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pixelplan.distributed.cli import main
+from pixelplan.distributed.cli import build_parser, main
+from pixelplan.distributed.commands.train import config_from_args
 from pixelplan.distributed.sweep import MAX_RAYJOB_NAME, job_name, parse_seeds
 
+# Agents come from the agent registry; "stub" (random plans) is the runtime's plumbing agent.
+AGENTS = ("glamor", "stub")
+AGENTS_ARG = ",".join(AGENTS)
 
-def sweep(tmp_path: Path, *args: str, agents="glamor,dreamer", envs="grid,dmc:cartpole-balance",
+
+def sweep(tmp_path: Path, *args: str, agents=AGENTS_ARG, envs="grid,dmc:cartpole-balance",
           seeds="0-4", name="table1") -> tuple[int, Path]:
     out = tmp_path / name
     code = main(["sweep", "--agents", agents, "--envs", envs, "--seeds", seeds, "--steps", "5000",
@@ -46,7 +51,7 @@ def test_one_job_per_run_with_its_own_labels_and_folder(tmp_path):
     code, out = sweep(tmp_path)
     assert code == 0
     jobs = rayjobs(out)
-    expected = {(a, e, s) for a in ("glamor", "dreamer") for e in ("grid", "dmc:cartpole-balance") for s in range(5)}
+    expected = {(a, e, s) for a in AGENTS for e in ("grid", "dmc:cartpole-balance") for s in range(5)}
     seen, folders, names = set(), set(), set()
     for job in jobs:
         args, labels = train_args(job), job["metadata"]["labels"]
@@ -116,7 +121,7 @@ def test_metrics_port_is_exposed_and_announced(tmp_path):
 
 
 def test_existing_claim_namespace_and_overrides(tmp_path):
-    code, out = sweep(tmp_path, "--pvc", "lab-results", "--namespace", "rl", "--set", "glamor.lr=3e-4",
+    code, out = sweep(tmp_path, "--pvc", "lab-results", "--namespace", "rl", "--set", "eval_every=0",
                       "--set", "replay.capacity=100000", seeds="0")
     assert code == 0
     docs = list(yaml.safe_load_all((out / "results.yaml").read_text()))
@@ -124,9 +129,24 @@ def test_existing_claim_namespace_and_overrides(tmp_path):
     for job in rayjobs(out):
         assert job["metadata"]["namespace"] == "rl"
         words = shlex.split(job["spec"]["entrypoint"])
-        assert words[-4:] == ["--set", "glamor.lr=3e-4", "--set", "replay.capacity=100000"]
+        assert words[-3:] == ["--set", "eval_every=0", "replay.capacity=100000"]
         volumes = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["volumes"]
         assert {"name": "results", "persistentVolumeClaim": {"claimName": "lab-results"}} in volumes
+
+
+def test_entrypoint_is_what_pixelplan_train_understands(tmp_path):
+    """Parsed by the real `pixelplan train` parser into the run config the sweep means."""
+    code, out = sweep(tmp_path, "--gpus", "1", "--set", "eval_every=0", "--set", "replay.capacity=4096",
+                      seeds="3", envs="dmc:cartpole-balance")
+    assert code == 0
+    for job in rayjobs(out):
+        args = build_parser().parse_args(shlex.split(job["spec"]["entrypoint"])[1:])
+        config = config_from_args(args)
+        assert (config.env, config.seed, config.steps, config.mode, config.address) == (
+            "dmc:cartpole-balance", 3, 5000, "ray", "auto")
+        assert config.agent in AGENTS and config.out.startswith("/results/table1/")
+        assert (config.device, config.learner_gpus, config.planner_gpus) == ("cuda", 0.5, 0.5)
+        assert (config.eval_every, config.replay.capacity, config.progress) == (0, 4096, False)
 
 
 def test_long_names_are_cut_but_stay_unique():
