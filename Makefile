@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PROTO_OUT := distributed/grpc/generated
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export RAY_AUTH_MODE ?= disabled
@@ -20,11 +19,7 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP) proto
 
 proto: $(STAMP)
-	@if [ -f distributed/grpc/planner.proto ]; then \
-	  mkdir -p $(PROTO_OUT) && touch $(PROTO_OUT)/__init__.py && \
-	  $(PY) -m grpc_tools.protoc -Idistributed/grpc --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
-	    distributed/grpc/planner.proto && \
-	  sed -i 's/^import planner_pb2/from . import planner_pb2/' $(PROTO_OUT)/planner_pb2_grpc.py; fi
+	$(PY) -c 'from pixelplan.distributed.grpc.build import build; build(force=True)'
 
 run: install
 	$(PY) -m pixelplan.distributed.cli eval --env grid --agent random --episodes 30 --out runs/random-grid
@@ -39,4 +34,4 @@ lint: install
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) $(PROTO_OUT) runs bench/results
+	rm -rf $(VENV) distributed/grpc/generated runs bench/results

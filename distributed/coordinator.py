@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 import uuid
 from pathlib import Path
@@ -61,10 +62,12 @@ class Coordinator:
         self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")  # eval + schedule
         self.request = self.agent.sample_request()
         self.limiter = RateLimiter(self.request.replay_ratio, self.request.min_steps_learn, self.request.batch_size)
-        self.runtime = make_runtime(run.mode, run.address)
+        # Logical CPUs of a Ray cluster started here: one per worker and learner, plus the services.
+        self.runtime = make_runtime(run.mode, run.address, num_cpus=max(os.cpu_count() or 1, run.workers + run.learners + 2))
         tag = uuid.uuid4().hex[:6]
         spawn = self.runtime.spawn
-        self.shards = [spawn(ReplayShard, run.replay, i, name=f"{tag}-replay-{i}") for i in range(run.replay.shards)]
+        self.shards = [spawn(ReplayShard, run.replay, i, name=f"{tag}-replay-{i}", num_cpus=0.25)
+                       for i in range(run.replay.shards)]
         self.replay = ShardedReplay(self.shards, run.replay)
         self.planner = None
         if self.agent.goal_conditioned:
@@ -76,18 +79,31 @@ class Coordinator:
                                num_gpus=run.learner_gpus, restart=False) for r in range(run.learners)]
         self.workers = [spawn(EnvWorker, run, w, self.shards, self.planner, name=f"{tag}-worker-{w}")
                         for w in range(run.workers)]
+        self.runtime.ready({f"replay shard {i}": h for i, h in enumerate(self.shards)}
+                           | ({"planner": self.planner} if self.planner else {})
+                           | {f"learner {r}": h for r, h in enumerate(self.learners)}
+                           | {f"worker {w}": h for w, h in enumerate(self.workers)})
+        self.grpc_address = self._serve_grpc() if self.planner is not None and run.planner.grpc_port is not None else None
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "updates": 0, "worker_restarts": 0,
                          "sampled": 0}
         self.version = 0
         self.offsets = (0, 0)  # limiter counts = counters + offsets (a resumed in-memory replay starts empty)
         self.latest: dict[str, float] = {}
         self.worker_seen = {w: time.time() for w in range(run.workers)}
+        self.worker_pids: dict[int, float] = {}
         self.actor_versions: dict[str, float] = {}
         self.log = MetricsLog(self.out)
         self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
         if resume_state is not None:
             self._restore(resume_state)
         self._publish()
+
+    def _serve_grpc(self) -> str:
+        if self.run.mode != "ray":
+            raise ValueError("serving the planner over gRPC needs --mode ray (local mode has no service loop)")
+        address = self.planner.call("serve_grpc", self.run.planner.grpc_port).result()
+        (self.out / "planner_grpc_address").write_text(address)
+        return address
 
     # -- weights, checkpoints ------------------------------------------------------------------
     def _publish(self) -> None:
@@ -181,6 +197,9 @@ class Coordinator:
             self.counters["worker_restarts"] += 1  # Ray restarts the actor; its next call goes to the new one
             return
         self.worker_seen[w] = time.time()
+        if self.worker_pids.setdefault(w, result["pid"]) != result["pid"]:  # Ray restarted it and retried the call
+            self.counters["worker_restarts"] += 1
+            self.worker_pids[w] = result["pid"]
         for key in ("env_steps", "episodes", "inserted_steps"):
             self.counters[key] += int(result[key])
         self.actor_versions[f"worker{w}"] = result["version"]

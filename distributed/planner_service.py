@@ -147,9 +147,11 @@ class BatchingPlanner(PlannerService):
         out["planner/latencies"], self.request_latencies = self.request_latencies, []  # caller-seen latency
         return out
 
-    async def serve_grpc(self, port: int = 0) -> int:
-        """Expose this service over gRPC on ``port`` (0 = a free one); returns the bound port."""
+    async def serve_grpc(self, port: int = 0) -> str:
+        """Expose this service over gRPC on ``port`` (0 = a free one); returns its host:port."""
+        import ray
+
         from .grpc.server import start_server
 
         self._grpc_server, bound = await start_server(self, port)
-        return bound
+        return f"{ray.util.get_node_ip_address()}:{bound}"

@@ -29,6 +29,9 @@ class LocalRuntime:
     def wait(self, pendings: Sequence[Pending], timeout: float | None = None) -> list[Pending]:
         return list(pendings)  # local calls finished when they were made
 
+    def ready(self, handles: dict, timeout: float = 0.0) -> None:
+        pass  # constructed in place: constructor errors have already surfaced
+
     def kill(self, handle) -> None:
         raise RuntimeError("local mode has no actors to kill")
 
@@ -42,6 +45,7 @@ class RayRuntime:
     mode = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, namespace: str = "pixelplan") -> None:
+        """``num_cpus`` sizes a cluster started here (logical CPUs: the actors' requests must fit)."""
         import ray
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -64,6 +68,16 @@ class RayRuntime:
 
     def put(self, value: Any) -> Any:
         return self.ray.put(value)
+
+    def ready(self, handles: dict[str, RayHandle], timeout: float = 180.0) -> None:
+        """Wait until every actor answers; name the ones that never got scheduled."""
+        refs = {h.actor.__ray_ready__.remote(): name for name, h in handles.items()}
+        done, waiting = self.ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        self.ray.get(done)  # a constructor that raised raises here
+        if waiting:
+            names = ", ".join(refs[r] for r in waiting)
+            raise RuntimeError(f"Ray could not start {names} within {timeout:.0f}s: the cluster lacks the CPUs/GPUs "
+                               f"they request (see `ray status`; lower --workers or the *-gpus settings)")
 
     def wait(self, pendings: Sequence[Pending], timeout: float | None = None) -> list[Pending]:
         """The pendings that finished (at least one unless the timeout passed)."""

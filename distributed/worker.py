@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from pixelplan.agents.glamor.collect import OpenLoopFollower
 from pixelplan.agents.registry import make_agent
 from pixelplan.envs import TrajectoryBuilder, make_env
 
@@ -39,7 +40,8 @@ class EnvWorker:
         self.builders: list[TrajectoryBuilder | None] = [None] * len(self.envs)
         self.obs = np.zeros((len(self.envs), *self.spec.obs_shape), np.dtype(self.spec.frame_dtype))
         self.first = np.ones(len(self.envs), bool)
-        self.plans: list[np.ndarray] = [np.zeros(0, np.int64)] * len(self.envs)
+        self.follower = (OpenLoopFollower(len(self.envs), self.spec.action_size, int(self.rng.integers(2**31)),
+                                          stop_at_plan_end=True) if self.goals is not None else None)
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
         self.recent_returns: list[float] = []
@@ -66,28 +68,17 @@ class EnvWorker:
             goal_idx = [self.builders[i].extra["goal"] for i in idx]
             steps_left = np.full(len(idx), self.spec.time_limit)
             result = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left).result()
-            for k, i in enumerate(idx):
-                self.plans[i] = result.actions[k, : result.lengths[k]]
+            self.follower.start(np.asarray(idx), result)
+            for i in idx:
                 self.builders[i].policy_version = int(result.version)
 
     def _actions(self, total_env_steps: int) -> tuple[list, np.ndarray]:
         """Next action per env, and which envs' agents chose to stop (their plan is used up)."""
-        n = len(self.envs)
-        if self.goals is None:
+        if self.follower is None:
             actions, self.carry = self.agent.act(self.obs, self.carry, self.first, True, total_env_steps)
-            return list(actions), np.zeros(n, bool)
-        eps = self.agent.epsilon(total_env_steps)
-        actions, stop = [], np.zeros(n, bool)
-        for i, builder in enumerate(self.builders):
-            t = len(builder)
-            if t >= len(self.plans[i]):
-                stop[i] = True
-                actions.append(None)
-            elif self.rng.random() < eps:
-                actions.append(self.envs[i].sample_action(self.rng))
-            else:
-                actions.append(int(self.plans[i][t]))
-        return actions, stop
+            return list(actions), np.zeros(len(self.envs), bool)
+        actions, stop = self.follower.next_actions(self.agent.epsilon(total_env_steps))
+        return [int(a) for a in actions], stop
 
     def run(self, steps: int, total_env_steps: int = 0) -> dict[str, float]:
         """Take at least ``steps`` env steps; insert finished episodes; return this call's counts.
@@ -113,7 +104,7 @@ class EnvWorker:
                     self._finish(i)
         self.counters["env_steps"] += done_steps
         return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
-                "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
+                "pid": float(os.getpid()), "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
 
     def _finish(self, i: int) -> None:
         builder, self.builders[i] = self.builders[i], None
