@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -87,6 +88,7 @@ class Coordinator:
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "updates": 0, "worker_restarts": 0,
                          "sampled": 0}
         self.version = 0
+        self.stopping = threading.Event()  # stop(): finish the current calls, evaluate, checkpoint
         self.offsets = (0, 0)  # limiter counts = counters + offsets (a resumed in-memory replay starts empty)
         self.latest: dict[str, float] = {}
         self.worker_seen = {w: time.time() for w in range(run.workers)}
@@ -142,11 +144,12 @@ class Coordinator:
         bar = tqdm(total=run.steps, initial=min(self.counters["env_steps"], run.steps), unit="step",
                    disable=not run.progress, desc=f"{run.agent} {run.env}")
         try:
-            while self.counters["env_steps"] < run.steps or pending_workers:
+            while (self.counters["env_steps"] < run.steps and not self.stopping.is_set()) or pending_workers:
                 in_flight = chunk * len(pending_workers)
                 may_insert = self.limiter.inserts_allowed(*self._limiter_counts()) > 0
                 for w, worker in enumerate(self.workers):
-                    if w not in pending_workers and may_insert and self.counters["env_steps"] + in_flight < run.steps:
+                    wanted = self.counters["env_steps"] + in_flight < run.steps and not self.stopping.is_set()
+                    if w not in pending_workers and may_insert and wanted:
                         pending_workers[w] = worker.call("run", chunk, self.counters["env_steps"])
                         in_flight += chunk
                 if pending_learn is None:
@@ -178,8 +181,15 @@ class Coordinator:
             self.checkpoint()
             (self.out / "done").write_text(json.dumps(final))
             return {**self.counters, **final}
+        except KeyboardInterrupt:
+            print(f"interrupted: checkpoint {self.checkpoint()}")
+            raise
         finally:
             bar.close()
+
+    def stop(self) -> None:
+        """Ask the loop to wrap up (from another thread or a signal handler)."""
+        self.stopping.set()
 
     def _limiter_counts(self) -> tuple[int, int]:
         """(env steps in replay, items sampled from them): what the replay ratio is measured on."""

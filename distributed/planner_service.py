@@ -58,11 +58,16 @@ class PlannerService:
             self.agent.load_policy_weights(weights)
             self.version = version
 
+    def check_request(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> None:
+        self.spec.check_obs(obs)
+        if goals.shape != (len(obs), *self.spec.frame_shape) or steps_left.shape != (len(obs),):
+            raise ValueError(f"plan: {len(obs)} observations need goals of shape (B, *{self.spec.frame_shape}) and "
+                             f"B steps_left, got {goals.shape} and {steps_left.shape}")
+
     def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> PlanResult:
         started = time.perf_counter()
-        self.spec.check_obs(obs)
-        if len(obs) != len(goals) or len(obs) != len(steps_left):
-            raise ValueError(f"plan: {len(obs)} observations, {len(goals)} goals, {len(steps_left)} steps_left")
+        obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
+        self.check_request(obs, goals, steps_left)
         self._swap_weights()
         self._calls += 1
         result = self.agent.plan(obs, goals, np.asarray(steps_left), seed=self.seed * 1_000_003 + self._calls)
@@ -98,23 +103,28 @@ class BatchingPlanner(PlannerService):
         if self._queue is None:
             self._queue = asyncio.Queue()
             asyncio.get_running_loop().create_task(self._batch_loop())
+        obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
+        self.check_request(obs, goals, steps_left)  # a bad request fails alone, not its batch-mates
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((np.asarray(obs), np.asarray(goals), np.asarray(steps_left), future, time.perf_counter()))
+        await self._queue.put((obs, goals, steps_left, future, time.perf_counter()))
         return await future
 
     async def _batch_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        held = None  # a request that did not fit the previous batch opens the next one
         while True:
-            items = [await self._queue.get()]
+            items = [held or await self._queue.get()]
+            held = None
             size = len(items[0][0])
             deadline = loop.time() + self.config.max_wait_ms / 1000
             while size < self.config.max_batch:
                 timeout = deadline - loop.time()
-                if timeout <= 0 and self._queue.empty():
-                    break
                 try:
                     item = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
                 except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                    break
+                if size + len(item[0]) > self.config.max_batch:
+                    held = item
                     break
                 items.append(item)
                 size += len(item[0])
