@@ -6,7 +6,7 @@ Ray or the network. The runtime builds them from ``(spec, config)`` through ``ag
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import numpy as np
 
@@ -39,6 +39,12 @@ class PlanResult:
 class Agent(Protocol):
     spec: EnvSpec
     goal_conditioned: bool  # True: acts through plan(); False: through act()
+    # Set by a data-parallel learner: called with the parameters after backward, before the optimiser
+    # step (it all-reduces their gradients). None for a single learner.
+    grad_sync: Callable[[list], None] | None
+
+    def modules(self) -> list:
+        """The trainable torch modules (a data-parallel learner broadcasts their initial weights)."""
 
     def sample_request(self) -> SampleRequest: ...
 

@@ -36,6 +36,10 @@ class StubAgent:
         self.updates = self.version = 0
         self.items_seen = 0
         self.weights = np.zeros(4, np.float32)
+        self.grad_sync = None
+
+    def modules(self) -> list:
+        return []
 
     def sample_request(self) -> SampleRequest:
         c = self.config

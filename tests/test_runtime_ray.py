@@ -123,3 +123,16 @@ def test_grpc_clients_get_batched_plans(ray_cluster, tmp_path):
         assert max(sizes) > 3  # concurrent requests were merged into one batch
     finally:
         coordinator.close()
+
+
+def test_data_parallel_learners_stay_identical(ray_cluster, tmp_path):
+    config = _config(tmp_path, agent="glamor", learners=2, steps=600, sync_every=4, workers=1,
+                     agent_overrides={"preset": "tiny", "min_steps_learn": 200, "batch_size": 16})
+    run = Background(config)
+    result = run.join()
+    assert result["updates"] >= 8
+    w0 = run.coordinator.learners[0].call("publish").result()[1]["net"]
+    w1 = run.coordinator.learners[1].call("publish").result()[1]["net"]
+    assert w0.keys() == w1.keys()
+    for key in w0:  # same start (broadcast), different data, averaged gradients: same weights
+        assert np.allclose(w0[key].numpy(), w1[key].numpy(), atol=1e-5), key
