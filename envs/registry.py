@@ -16,7 +16,7 @@ def parse_env_id(env_id: str) -> tuple[str, str]:
 
 
 def make_env(env_id: str, **options) -> PixelEnv:
-    """Build an environment from its id; family-specific options pass through (e.g. continuous=True)."""
+    """Build an environment from its id; family-specific options pass through (e.g. actions="continuous" for dmc)."""
     family, name = parse_env_id(env_id)
     if family == "grid":
         from .gridworld import GridWorld
