@@ -21,8 +21,6 @@ from .goalsets import load_or_build_goal_set
 from .handles import Handle
 from .replay.sharded import ShardedReplay
 
-TRAIN_GOALS = 1000  # GLAMOR's train tasks
-
 
 class EnvWorker:
     def __init__(self, run: RunConfig, worker_id: int, replay_handles: list[Handle], planner: Handle | None) -> None:
@@ -34,14 +32,18 @@ class EnvWorker:
         self.planner = planner
         self.rng = np.random.default_rng([run.seed, worker_id, 7])
         self.version = 0
-        self.goals = (load_or_build_goal_set(run.env, TRAIN_GOALS, run.seed + 1000, run.env_options, show_progress=False)
-                      if self.agent.goal_conditioned else None)
+        config = self.agent.config
+        self.goals = None
+        if self.agent.goal_conditioned:  # the training task set (GLAMOR: 1000 goals), not the evaluation goals
+            self.goals = load_or_build_goal_set(run.env, getattr(config, "train_tasks", 1000), run.seed + 1000,
+                                                run.env_options, show_progress=False)
         self.carry = None if self.agent.goal_conditioned else self.agent.initial_carry(len(self.envs))
         self.builders: list[TrajectoryBuilder | None] = [None] * len(self.envs)
         self.obs = np.zeros((len(self.envs), *self.spec.obs_shape), np.dtype(self.spec.frame_dtype))
         self.first = np.ones(len(self.envs), bool)
         self.follower = (OpenLoopFollower(len(self.envs), self.spec.action_size, int(self.rng.integers(2**31)),
-                                          stop_at_plan_end=True) if self.goals is not None else None)
+                                          stop_at_plan_end=getattr(config, "stop_at_plan_end", True))
+                         if self.goals is not None else None)
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
         self.recent_returns: list[float] = []
