@@ -20,6 +20,12 @@ def _glamor(spec: EnvSpec, config: Any, device: str) -> Any:
     return GlamorAgent(spec, config, device=device)
 
 
+def _alm(spec: EnvSpec, config: Any, device: str) -> Any:
+    from .alm.agent import AlmAgent
+
+    return AlmAgent(spec, config, device=device)
+
+
 def _stub(cls_name: str) -> Callable[[EnvSpec, Any, str], Any]:
     def build(spec: EnvSpec, config: Any, device: str) -> Any:
         from . import stub
@@ -32,6 +38,7 @@ def _stub(cls_name: str) -> Callable[[EnvSpec, Any, str], Any]:
 # name -> ("module:ConfigClass", factory(spec, config, device))
 AGENTS: dict[str, tuple[str, Callable[[EnvSpec, Any, str], Any]]] = {
     "glamor": ("pixelplan.agents.glamor.config:GlamorConfig", _glamor),
+    "alm": ("pixelplan.agents.alm.config:AlmConfig", _alm),
     "stub": ("pixelplan.agents.stub:StubConfig", _stub("StubAgent")),  # random plans: runtime plumbing
     "stub-policy": ("pixelplan.agents.stub:StubConfig", _stub("StubPolicyAgent")),
 }

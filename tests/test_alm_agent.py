@@ -42,7 +42,7 @@ def test_act_and_learn_shapes_and_metrics(spec):
 
 
 def test_sample_request_follows_the_paper():
-    request = AlmAgent(STATES, AlmConfig(device="cpu")).sample_request()
+    request = AlmAgent(STATES, AlmConfig()).sample_request()
     assert (request.kind, request.batch_size, request.length) == ("windows", 512, 3)
     assert request.replay_ratio == 512  # one update of 512 windows per env step
     assert request.min_steps_learn == 5000 and not request.cross_episodes

@@ -36,13 +36,13 @@ def resolve_device(name: str) -> torch.device:
 class AlmAgent:
     goal_conditioned = False
 
-    def __init__(self, spec: EnvSpec, config: AlmConfig | None = None) -> None:
+    def __init__(self, spec: EnvSpec, config: AlmConfig | None = None, device: str | torch.device = "auto") -> None:
         if spec.discrete:
             raise ValueError(f"ALM needs continuous actions in [-1, 1]; {spec.env_id} has {spec.action_size} "
                              "discrete actions (make the env with actions='continuous')")
         self.spec = spec
         self.config = cfg = config or AlmConfig()
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(str(device))
         a = spec.action_size
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
             torch.manual_seed(cfg.seed)
@@ -59,11 +59,16 @@ class AlmAgent:
         self._role_modules: dict[str, tuple[nn.Module, ...]] = {
             "model": (self.encoder, self.model), "policy": (self.policy,), "q": (self.q,),
             "reward": (self.reward,), "classifier": (self.classifier,)}
-        self.optimizers = {role: torch.optim.Adam([p for m in mods for p in m.parameters()], lr=cfg.lr)
+        self.optimizers = {role: torch.optim.Adam([p for m in mods for p in m.parameters()], lr=cfg.lr, fused=True)
                            for role, mods in self._role_modules.items()}
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.updates = 0
+        self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None  # multi-learner all-reduce
+
+    def modules(self) -> list[nn.Module]:
+        """Every network, targets included (the learners broadcast them so replicas start equal)."""
+        return list(self._nets().values())
 
     def _nets(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "model": self.model, "policy": self.policy, "q": self.q,
@@ -163,6 +168,8 @@ class AlmAgent:
         opt = self.optimizers[role]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(params)
         norm = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         opt.step()
         return {f"loss/{role}": loss.detach(), f"grad_norm/{role}": norm, **extra}
@@ -214,8 +221,7 @@ class AlmAgent:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        mine = {k: v for k, v in asdict(self.config).items() if k != "device"}
-        theirs = {k: v for k, v in state["config"].items() if k != "device"}
+        mine, theirs = asdict(self.config), state["config"]
         if mine != theirs:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
             raise ValueError(f"checkpoint was saved with a different AlmConfig (fields {diff}); "

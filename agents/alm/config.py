@@ -37,7 +37,6 @@ class AlmConfig:
     conv_channels: int = 32  # pixel encoder only (DrQ-v2-style trunk, as in the prior work ALM cites)
 
     seed: int = 0
-    device: str = "auto"  # "auto": CUDA when available, else CPU
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -62,7 +61,7 @@ class AlmConfig:
     def tiny(cls, **overrides) -> "AlmConfig":
         """Small nets and short schedules so unit tests run in milliseconds on a CPU."""
         base = dict(latent_dim=8, hidden=32, model_hidden=64, batch_size=16, warmup_steps=100,
-                    std_steps=1000, conv_channels=8, replay_size=10_000, device="cpu")
+                    std_steps=1000, conv_channels=8, replay_size=10_000)
         base.update(overrides)
         return cls(**base)
 
