@@ -42,6 +42,7 @@ class RunConfig:
     resume: str | None = None
     metrics_port: int | None = None
     progress: bool = True
+    torch_threads: int = 1  # intra-op threads per process (0: torch's default); >1 only on idle many-core hosts
     env_options: dict[str, Any] = field(default_factory=dict)
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -53,6 +54,13 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.mode not in ("local", "ray"):
             raise ValueError(f"mode must be 'local' or 'ray', got {self.mode!r}")
+
+    def apply_threads(self) -> None:
+        """Pin torch's intra-op threads in this process (each component calls it on construction)."""
+        if self.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -56,6 +56,7 @@ class Coordinator:
         if self.spec.discrete:  # the replay writes END = n and PAD = n + 1 into pair batches
             run = dataclasses.replace(run, replay=dataclasses.replace(run.replay, num_actions=self.spec.action_size))
         self.run = run
+        run.apply_threads()
         self.out = Path(run.out)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(run.to_json())
@@ -266,8 +267,9 @@ class Coordinator:
         snap["updates_per_s"] = (updates - mark[2]) / dt
         if self.exporter is not None:
             self.exporter.update(snap)
-        self.log.write(steps, {k: v for k, v in snap.items() if isinstance(v, (int, float)) and "/" in k
-                               or k in ("env_steps_per_s", "updates_per_s", "updates", "episodes", "version_lag")})
+        self.log.write(steps, {k: v for k, v in snap.items() if isinstance(v, (int, float)) and not k.startswith("eval/")
+                               and ("/" in k or k in ("env_steps_per_s", "updates_per_s", "updates", "episodes",
+                                                      "version_lag"))})
         bar.n = min(steps, self.run.steps)
         bar.set_postfix({"steps/s": f"{snap['env_steps_per_s']:.0f}", "upd/s": f"{snap['updates_per_s']:.1f}",
                          **({"achv": f"{snap['eval/achievement']:.2f}"} if "eval/achievement" in snap else {}),

@@ -24,6 +24,7 @@ from .replay.sharded import ShardedReplay
 class Learner:
     def __init__(self, run: RunConfig, rank: int, replay_handles: list[Handle], dist_address: str | None = None) -> None:
         self.run_config, self.rank = run, rank
+        run.apply_threads()
         env = make_env(run.env, **run.env_options)
         self.spec = env.spec
         env.close()

@@ -30,6 +30,7 @@ def resolve_device(device: str) -> str:
 
 class PlannerService:
     def __init__(self, run: RunConfig, seed: int = 0) -> None:
+        run.apply_threads()
         env = make_env(run.env, **run.env_options)
         self.spec = env.spec
         env.close()

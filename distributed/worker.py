@@ -25,6 +25,7 @@ from .replay.sharded import ShardedReplay
 class EnvWorker:
     def __init__(self, run: RunConfig, worker_id: int, replay_handles: list[Handle], planner: Handle | None) -> None:
         self.run_config, self.worker_id = run, worker_id
+        run.apply_threads()
         self.envs = [make_env(run.env, **run.env_options) for _ in range(run.envs_per_worker)]
         self.spec = self.envs[0].spec
         self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")
