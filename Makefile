@@ -21,8 +21,10 @@ install: $(STAMP) proto
 proto: $(STAMP)
 	$(PY) -c 'from pixelplan.distributed.grpc.build import build; build(force=True)'
 
+# The main job on an embedded default: GLAMOR on the 7x7 grid world, local mode (a few CPU minutes).
 run: install
-	$(PY) -m pixelplan.distributed.cli eval --env grid --agent random --episodes 30 --out runs/random-grid
+	$(PY) -m pixelplan.distributed.cli train --agent glamor --env grid --mode local --steps 8000 \
+	  --out runs/glamor-grid --force --set agent.preset=tiny
 
 test: install
 	$(PY) -m pytest -q

@@ -40,6 +40,7 @@ class RunConfig:
     log_every_s: float = 2.0
     out: str = "runs/default"
     resume: str | None = None
+    overwrite: bool = False  # a fresh run may replace an earlier run's files in ``out``
     metrics_port: int | None = None
     progress: bool = True
     torch_threads: int = 1  # intra-op threads per process (0: torch's default); >1 only on idle many-core hosts

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from .learner import Learner
 from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
 from .planner_service import BatchingPlanner, PlannerService
+from .plots import plot_goal_grid
 from .replay.limiter import RateLimiter
 from .replay.shard import ReplayShard
 from .replay.sharded import ShardedReplay
@@ -58,6 +60,8 @@ class Coordinator:
         self.run = run
         run.apply_threads()
         self.out = Path(run.out)
+        if resume_state is None:
+            clear_run_folder(self.out, run.overwrite)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(run.to_json())
         (self.out / "done").unlink(missing_ok=True)
@@ -177,7 +181,7 @@ class Coordinator:
             if pending_learn is not None:
                 self._collect_learners([p.result() for p in pending_learn])
             self._publish()
-            final = self.evaluate()
+            final = self.evaluate(picture=True)
             self._log(rate_mark, bar)
             self.checkpoint()
             (self.out / "done").write_text(json.dumps(final))
@@ -224,7 +228,9 @@ class Coordinator:
         self.counters["sampled"] += done * self.request.batch_size * len(results)
         self.latest.update({k: v for k, v in first.items() if k.startswith(("loss/", "grad", "learner/"))})
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, picture: bool = False) -> dict[str, float]:
+        """Goal achievement on the 30 evaluation goals (GLAMOR) or the mean return; ``picture``
+        also draws the goal grid (goals above reached frames) into the run folder."""
         run = self.run
         if self.agent.goal_conditioned:
             planner = self.planner
@@ -235,6 +241,11 @@ class Coordinator:
             result = evaluate(lambda: make_env(run.env, **run.env_options), self.eval_goals, AgentGoalPolicy(plan),
                               run.eval_episodes, seed=run.seed + 10_000)
             summary = result.summary()
+            if picture:
+                shown = min(len(result.achieved), EVAL_GOALS)
+                plot_goal_grid(self.eval_goals.frames[result.goal_index[:shown]], result.final_frames[:shown],
+                               result.achieved[:shown], self.out / "goals.png",
+                               f"{run.agent} on {run.env}: achievement {result.achievement_rate:.2f}")
         else:
             summary = evaluate_returns(run.env, run.env_options, self.agent, run.eval_episodes, run.seed + 10_000)
         self.latest.update(summary)
@@ -285,6 +296,23 @@ class Coordinator:
                 pass
         self.log.close()
         self.runtime.shutdown()
+
+
+RUN_FILES = ("metrics.csv", "done", "curves.png", "goals.png", "planner_grpc_address", "checkpoints", "tb")
+
+
+def clear_run_folder(out: Path, overwrite: bool) -> None:
+    """A fresh run never appends to an earlier run's log or resumes its checkpoints by accident."""
+    if not (out / "metrics.csv").exists():
+        return
+    if not overwrite:
+        raise ValueError(f"{out} already holds a run: pass --resume {out} to continue it, or --force to replace it")
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def train(run: RunConfig) -> dict[str, float]:

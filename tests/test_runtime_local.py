@@ -88,3 +88,12 @@ def test_overrides_and_bad_settings():
 def test_unknown_agent_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown agent"):
         train(_config(tmp_path, agent="nope"))
+
+
+def test_a_fresh_run_never_appends_to_an_old_one(tmp_path):
+    train(_config(tmp_path, steps=300, eval_every=0))
+    with pytest.raises(ValueError, match="--resume"):
+        train(_config(tmp_path, steps=300, eval_every=0))
+    again = train(_config(tmp_path, steps=300, eval_every=0, overwrite=True))
+    steps = [int(r.split(",")[1]) for r in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
+    assert again["env_steps"] >= 300 and max(steps) < 400  # the old run's rows are gone

@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replay-backend", choices=("memory", "redis"), default="memory")
     p.add_argument("--redis-url", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override any setting: agent.lr=3e-4 env.time_limit=50 replay.capacity=100000 eval_every=0")
     p.set_defaults(func=run)
@@ -45,7 +46,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                        address=args.address, workers=args.workers, envs_per_worker=args.envs_per_worker,
                        learners=args.learners, device=args.device, learner_gpus=args.learner_gpus,
                        planner_gpus=args.planner_gpus, out=out, resume=args.resume, metrics_port=args.metrics_port,
-                       progress=not args.no_progress, replay=replay, planner=PlannerConfig())
+                       progress=not args.no_progress, overwrite=args.force, replay=replay, planner=PlannerConfig())
     if args.resume:
         saved = Path(args.resume) / "config.json"
         if not saved.exists():
@@ -70,4 +71,6 @@ def run(args: argparse.Namespace) -> int:
     if "eval/return" in headline:
         print(f"mean return: {headline['eval/return']:.2f}")
     print(f"run folder: {out}\nplots: {png}")
+    if (out / "goals.png").exists():
+        print(f"goal grid: {out / 'goals.png'}")
     return 0
