@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.agents.dreamer import DreamerAgent, DreamerConfig
 from pixelplan.agents.dreamer.imagination import behavior_losses, imagine, lambda_return

@@ -7,11 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+from torch.nn.utils import clip_grad_norm_
+from torch.profiler import record_function
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.envs.batches import SequenceBatch
 from pixelplan.envs.spec import EnvSpec
-from torch.nn import functional as F
-from torch.nn.utils import clip_grad_norm_
 
 from .config import DreamerConfig
 from .imagination import behavior_losses
@@ -125,14 +127,17 @@ class DreamerAgent:
         return actions.astype(np.int64) if self.spec.discrete else actions, new_carry
 
     # -- learning ----------------------------------------------------------------------------
-    def _step(self, optimiser: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> float:
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        params = list(module.parameters())
-        if self.grad_sync is not None:
-            self.grad_sync(params)
-        norm = clip_grad_norm_(params, self.config.grad_clip)
-        optimiser.step()
+    def _step(self, name: str, loss: torch.Tensor) -> float:
+        """Backward, (all-reduce), clip and step one of the three models; returns its grad norm."""
+        optimiser, module = getattr(self, f"{name}_opt"), self.modules()[("model", "actor", "value").index(name)]
+        with record_function(f"dreamer/{name}_backward_step"):
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            params = list(module.parameters())
+            if self.grad_sync is not None:
+                self.grad_sync(params)
+            norm = clip_grad_norm_(params, self.config.grad_clip)
+            optimiser.step()
         return float(norm)
 
     def learn(self, batch: SequenceBatch) -> dict[str, float]:
@@ -145,11 +150,13 @@ class DreamerAgent:
             torch.as_tensor(batch.rewards, device=dev).float(), torch.as_tensor(batch.terminals, device=dev),
             torch.as_tensor(batch.is_first, device=dev))
         stats = {k: float(v.detach()) for k, v in metrics.items()}
-        stats["grad_norm/model"] = self._step(self.model_opt, model_loss, self.world)
-        actor_loss, value_loss, imagined = behavior_losses(posts, self.world, self.actor, self.value,
-                                                           self.config.horizon, self.config.lambda_)
-        stats["grad_norm/actor"] = self._step(self.actor_opt, actor_loss, self.actor)
-        stats["grad_norm/value"] = self._step(self.value_opt, value_loss, self.value)
+        stats["grad_norm/model"] = self._step("model", model_loss)
+        with record_function("dreamer/imagination"):
+            actor_loss, value_loss, imagined = behavior_losses(posts, self.world, self.actor, self.value,
+                                                               self.config.horizon, self.config.lambda_,
+                                                               self.config.actor_entropy)
+        stats["grad_norm/actor"] = self._step("actor", actor_loss)
+        stats["grad_norm/value"] = self._step("value", value_loss)
         self.updates += 1
         stats.update(imagined, **{"loss/actor": float(actor_loss.detach()), "loss/value": float(value_loss.detach())})
         return stats

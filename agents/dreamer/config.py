@@ -25,6 +25,7 @@ class DreamerConfig:
     action_mean_scale: float = 5.0
     action_init_std: float = 5.0
     action_min_std: float = 1e-4
+    actor_entropy: float = 0.0  # entropy bonus; the paper found none necessary (Appendix A)
     # World-model objective.
     free_nats: float = 3.0
     kl_scale: float = 1.0
@@ -62,7 +63,8 @@ class DreamerConfig:
         if bad:
             raise ValueError(f"DreamerConfig: {', '.join(bad)} must be >= 1")
         if not 0.0 < self.gamma <= 1.0 or not 0.0 <= self.lambda_ <= 1.0:
-            raise ValueError(f"DreamerConfig: need 0 < gamma <= 1 and 0 <= lambda_ <= 1, got {self.gamma}, {self.lambda_}")
+            raise ValueError(f"DreamerConfig: need 0 < gamma <= 1 and 0 <= lambda_ <= 1, "
+                             f"got {self.gamma}, {self.lambda_}")
         if self.reward_transform not in ("none", "tanh"):
             raise ValueError(f"DreamerConfig: reward_transform must be 'none' or 'tanh', got {self.reward_transform!r}")
         if self.update_every <= 0:

@@ -61,7 +61,8 @@ class ConvDecoder(nn.Module):
         widths = [conv.in_channels for conv in encoder.convs] + [encoder.out_channels]
         self.deconvs = nn.ModuleList()
         for i in reversed(range(len(encoder.convs))):
-            pad = tuple(sizes[i] - ((sizes[i + 1] - 1) * stride + kernel) for sizes in (encoder.heights, encoder.widths))
+            sizes = (encoder.heights, encoder.widths)
+            pad = tuple(size[i] - ((size[i + 1] - 1) * stride + kernel) for size in sizes)
             self.deconvs.append(nn.ConvTranspose2d(widths[i + 1], widths[i], kernel, stride, output_padding=pad))
         self.image_shape = (widths[0], encoder.heights[0], encoder.widths[0])
 
@@ -103,6 +104,14 @@ class ActionModel(nn.Module):
             return onehot + probs - probs.detach()
         mean, std = self._normal(feat)
         return torch.tanh(mean + std * torch.randn_like(mean))
+
+    def entropy(self, feat: torch.Tensor) -> torch.Tensor:
+        """Categorical entropy, or (continuous) that of the Gaussian before the tanh squashing."""
+        if self.discrete:
+            logp = torch.log_softmax(self.net(feat), -1)
+            return -(logp.exp() * logp).sum(-1)
+        std = self._normal(feat)[1]
+        return (0.5 * math.log(2 * math.pi * math.e) + torch.log(std)).sum(-1)
 
     def mode(self, feat: torch.Tensor) -> torch.Tensor:
         """Deterministic action (one-hot argmax, or tanh of the Gaussian mean) for acting."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.profiler import record_function
 
 from .config import DreamerConfig
 from .nets import ConvDecoder, ConvEncoder, mlp
@@ -40,10 +41,14 @@ class WorldModel(nn.Module):
         """
         c = self.config
         prev_actions = torch.cat([torch.zeros_like(actions[:, :1]), actions], 1)
-        posts, priors = self.rssm.observe(self.encoder(obs), prev_actions, is_first)
+        with record_function("dreamer/encoder"):
+            embeds = self.encoder(obs)
+        with record_function("dreamer/rssm_scan"):
+            posts, priors = self.rssm.observe(embeds, prev_actions, is_first)
         feat = posts.feature
         target = obs.float() / 255.0 - 0.5
-        image_loss = 0.5 * (self.decoder(feat) - target).pow(2).flatten(2).sum(-1).mean()
+        with record_function("dreamer/decoder"):
+            image_loss = 0.5 * (self.decoder(feat) - target).pow(2).flatten(2).sum(-1).mean()
         # A transition into an episode's first frame joins two episodes: it has no reward to learn.
         valid = (~is_first[:, 1:]).float()
         count = valid.sum().clamp(min=1.0)
