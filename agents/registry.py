@@ -26,6 +26,12 @@ def _alm(spec: EnvSpec, config: Any, device: str) -> Any:
     return AlmAgent(spec, config, device=device)
 
 
+def _dreamer(spec: EnvSpec, config: Any, device: str) -> Any:
+    from .dreamer.agent import DreamerAgent
+
+    return DreamerAgent(spec, config, device=device)
+
+
 def _stub(cls_name: str) -> Callable[[EnvSpec, Any, str], Any]:
     def build(spec: EnvSpec, config: Any, device: str) -> Any:
         from . import stub
@@ -39,6 +45,7 @@ def _stub(cls_name: str) -> Callable[[EnvSpec, Any, str], Any]:
 AGENTS: dict[str, tuple[str, Callable[[EnvSpec, Any, str], Any]]] = {
     "glamor": ("pixelplan.agents.glamor.config:GlamorConfig", _glamor),
     "alm": ("pixelplan.agents.alm.config:AlmConfig", _alm),
+    "dreamer": ("pixelplan.agents.dreamer.config:DreamerConfig", _dreamer),
     "stub": ("pixelplan.agents.stub:StubConfig", _stub("StubAgent")),  # random plans: runtime plumbing
     "stub-policy": ("pixelplan.agents.stub:StubConfig", _stub("StubPolicyAgent")),
 }
