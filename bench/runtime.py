@@ -1,0 +1,432 @@
+"""Runtime benchmark: actor-plane throughput, planner batching and latency, RLlib as the peer.
+
+One Ray cluster; each comparison is measured side by side in interleaved rounds and each ratio is
+the median of per-round ratios, so load from other processes on the shared machine hits both sides.
+
+* Actor plane: the W EnvWorkers of a real Coordinator (Ray mode, agent ``stub`` = random plans,
+  planner service, replay shard, coordinator loop) against W plain Ray actors stepping the raw env
+  with random actions. ``min_steps_learn`` is huge, so the learner never runs and takes no CPU.
+  An episode ends with its stub plan (1..T actions); the plain fleet ends its episodes at the same
+  random lengths, because a Pong reset costs ~14 steps and the ratio must measure plumbing, not
+  reset frequency (the plain fleet with T-step episodes is reported as well). Then GLAMOR's real
+  planner in the same loop (its plans set the episode lengths).
+* Steady state: a fleet's rate is counted over a fixed window that opens ``warmup`` seconds after
+  its first steps came back (actor start-up and first episodes excluded). Steps per CPU-second of
+  the whole session (this process and every Ray process) are reported beside steps per second: on
+  a loaded machine a fleet of more processes gets a larger share of the CPU, which inflates its
+  wall-clock rate; the CPU ratio does not depend on the load.
+* Planner: 32 client threads, each with one B=1 request in flight, against BatchingPlanner with
+  batching (max_batch 64) and without (max_batch 1); caller-seen latency over Ray and over gRPC;
+  and the model alone at B = 1, 16, 32 (the ceiling any batching service can reach).
+* Peer: RLlib's SingleAgentEnvRunner (new API stack; EnvRunnerGroup of W runners, an RLModule that
+  returns random actions) on the same env with the same random episode lengths. The runners send
+  back only their step counts, not the episodes: RLlib's cheapest case.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+
+from pixelplan.distributed.config import PlannerConfig, RunConfig
+from pixelplan.distributed.replay.config import ReplayConfig
+from pixelplan.envs import make_env
+from pixelplan.envs.gym_adapter import PixelPlanGymEnv
+
+WORKERS = 2  # these machines have 2 cores
+CLIENTS = 32
+NEVER = 10**12  # min_steps_learn: the learner never starts
+ENVS = {"pong": "atari:pong", "grid": "grid"}
+CHUNK = {"pong": 200, "grid": 2000}  # steps per call of the plain fleet and RLlib's runners (~0.1 s)
+TINY = {"preset": "tiny"}
+
+
+# -- measuring -----------------------------------------------------------------------------------
+def session_cpu() -> dict[tuple[int, int], float]:
+    """CPU seconds of this process and each of its descendants (the Ray session), by (pid, start time)."""
+    stats = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime + stime
+        stats[int(entry)] = (int(fields[1]), int(fields[19]), ticks / os.sysconf("SC_CLK_TCK"))  # ppid, start, CPU s
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            out[(pid, stats[pid][1])] = stats[pid][2]
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def steady_rate(pump: Callable[[float], int], warmup_s: float, window_s: float) -> dict[str, float]:
+    """Steps/s over ``window_s`` from ``warmup_s`` after the first steps; ``pump(timeout)`` keeps the fleet
+    busy and returns the steps completed since its previous call."""
+    while pump(0.05) == 0:
+        pass
+    end = time.perf_counter() + warmup_s
+    while time.perf_counter() < end or pump(0.0) == 0:  # the window opens at a completion
+        pump(0.02)
+    t0, cpu0, steps = time.perf_counter(), session_cpu(), 0
+    while time.perf_counter() - t0 < window_s:
+        steps += pump(0.02)
+    elapsed = time.perf_counter() - t0
+    cpu = sum(c - cpu0.get(key, 0.0) for key, c in session_cpu().items())  # exited processes drop out
+    return {"steps_per_s": steps / elapsed, "steps_per_cpu_s": steps / max(cpu, 1e-9)}
+
+
+# -- the plain fleet -----------------------------------------------------------------------------
+class RawStepper:
+    """The raw env with random actions; episodes end at T, or after 1..horizon steps if given."""
+
+    def __init__(self, env_id: str, horizon: int | None, seed: int) -> None:
+        self.env, self.horizon, self.rng = make_env(env_id), horizon, np.random.default_rng(seed)
+        self._new_episode()
+
+    def _new_episode(self) -> None:
+        self.env.reset(seed=int(self.rng.integers(2**31)))
+        self.left = int(self.rng.integers(1, self.horizon + 1)) if self.horizon else -1
+
+    def run(self, steps: int) -> int:
+        for _ in range(steps):
+            step = self.env.step(self.env.sample_action(self.rng))
+            self.left -= 1
+            if step.terminated or step.truncated or self.left == 0:
+                self._new_episode()
+        return steps
+
+
+def raw_fleet_rate(ray, actors: list, chunk: int, warmup_s: float, window_s: float) -> dict[str, float]:
+    """Two calls in flight per actor, so no actor waits for this driver."""
+    in_flight = {a.run.remote(chunk): a for a in actors for _ in range(2)}
+
+    def pump(timeout: float) -> int:
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+        for ref in ready:
+            actor = in_flight.pop(ref)
+            in_flight[actor.run.remote(chunk)] = actor
+        return sum(ray.get(ready))
+
+    try:
+        return steady_rate(pump, warmup_s, window_s)
+    finally:
+        ray.get(list(in_flight))
+
+
+# -- the runtime ---------------------------------------------------------------------------------
+def runtime_config(env: str, agent: str, overrides: dict, out: str) -> RunConfig:
+    return RunConfig(agent=agent, env=ENVS[env], steps=NEVER, seed=0, mode="ray", workers=WORKERS, out=out,
+                     progress=False, eval_every=0, eval_episodes=1, checkpoint_every=NEVER,
+                     agent_overrides={"min_steps_learn": NEVER, **overrides}, replay=ReplayConfig(capacity=200_000))
+
+
+def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> dict[str, float]:
+    """A real Coordinator trained in a thread; its env-step counter is the pump."""
+    from pixelplan.distributed.coordinator import Coordinator
+
+    coordinator, failure, seen = Coordinator(run), [], [0]
+
+    def train() -> None:
+        try:
+            coordinator.train()
+        except BaseException as exc:  # noqa: BLE001 - reported by the pump
+            failure.append(exc)
+
+    def pump(timeout: float) -> int:
+        time.sleep(timeout)
+        if not thread.is_alive():
+            raise RuntimeError(f"the coordinator stopped during the benchmark: {failure!r}")
+        new, seen[0] = coordinator.counters["env_steps"] - seen[0], coordinator.counters["env_steps"]
+        return new
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    try:
+        rate = steady_rate(pump, warmup_s, window_s)
+        rate["mean_episode_length"] = coordinator.counters["env_steps"] / max(coordinator.counters["episodes"], 1)
+        return rate
+    finally:
+        coordinator.stop()
+        thread.join(120)
+        coordinator.close()
+        for handle in coordinator.workers + coordinator.learners + coordinator.shards + [coordinator.planner]:
+            ray.kill(handle.actor)
+
+
+# -- RLlib ---------------------------------------------------------------------------------------
+class RandomActionsModule(TorchRLModule):
+    """A random policy as an RLModule: RLlib's runner does all its usual work but the network."""
+
+    def setup(self) -> None:
+        pass
+
+    def _forward(self, batch, **kwargs):
+        return {Columns.ACTIONS: torch.randint(self.action_space.n, (len(batch[Columns.OBS]),))}
+
+
+class RandomLengthEpisodes(gym.Wrapper):
+    """Ends each episode after 1..horizon steps, like the stub's random plans."""
+
+    def __init__(self, env: gym.Env, horizon: int, seed: int) -> None:
+        super().__init__(env)
+        self.horizon, self.rng, self.left = horizon, np.random.default_rng(seed), 0
+
+    def reset(self, **kwargs):
+        self.left = int(self.rng.integers(1, self.horizon + 1))
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.left -= 1
+        return obs, reward, terminated, truncated or self.left <= 0, info
+
+
+def make_rllib_env(config) -> gym.Env:
+    env = PixelPlanGymEnv(env_id=config["env_id"])
+    return RandomLengthEpisodes(env, env.env.spec.time_limit, int(config.worker_index))
+
+
+def rllib_group(env: str):
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from ray.rllib.env.env_runner_group import EnvRunnerGroup
+    from ray.tune.registry import register_env
+
+    register_env("pixelplan-random-length", make_rllib_env)
+    config = (PPOConfig().environment("pixelplan-random-length", env_config={"env_id": ENVS[env]})
+              .env_runners(num_env_runners=WORKERS, num_envs_per_env_runner=1, max_requests_in_flight_per_env_runner=2)
+              .rl_module(rl_module_spec=RLModuleSpec(module_class=RandomActionsModule)))
+    return EnvRunnerGroup(config=config, local_env_runner=False)
+
+
+def rllib_rate(group, chunk: int, warmup_s: float, window_s: float) -> dict[str, float]:
+    def sample(runner) -> int:
+        return sum(len(episode) for episode in runner.sample(num_timesteps=chunk))
+
+    def pump(timeout: float) -> int:
+        return sum(group.foreach_env_runner_async_fetch_ready(sample, tag="bench", timeout_seconds=timeout))
+
+    try:
+        return steady_rate(pump, warmup_s, window_s)
+    finally:
+        while group.num_in_flight_async_reqs("bench"):
+            group.fetch_ready_async_reqs(tags="bench", timeout_seconds=0.1)
+
+
+# -- the planner service -------------------------------------------------------------------------
+def plan_request(env: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A worker's episode-start request: (obs, the frame 10 random steps later as goal, T)."""
+    with make_env(ENVS[env]) as e:
+        obs, rng = e.reset(seed=0), np.random.default_rng(0)
+        for _ in range(10):
+            e.step(e.sample_action(rng))
+        return obs[None], e.frame()[None], np.array([e.spec.time_limit])
+
+
+def spawn_planners(ray, env: str, agent: str, overrides: dict) -> dict:
+    """The service with batching (max_batch 64) and one request at a time, placed as the Coordinator does."""
+    from pixelplan.distributed.planner_service import BatchingPlanner
+
+    def spawn(max_batch: int):
+        config = PlannerConfig(max_batch=max_batch)
+        run = RunConfig(agent=agent, env=ENVS[env], agent_overrides=overrides, planner=config)
+        return ray.remote(BatchingPlanner).options(num_cpus=1).remote(run, 0)
+
+    return {"env": env, "agent": agent, "overrides": overrides, "batched": spawn(64), "one_at_a_time": spawn(1)}
+
+
+def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float, window_s: float) -> dict:
+    """CLIENTS threads, each with one request in flight: plans/s and caller-seen latency."""
+    stop, records = threading.Event(), []
+
+    def client() -> None:
+        call = make_call()
+        while not stop.is_set():
+            started = time.perf_counter()
+            call()
+            records.append((started, time.perf_counter()))
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    while len(records) < CLIENTS:  # the first wave served: every client is in the loop
+        time.sleep(0.01)
+    time.sleep(warmup_s)
+    t0 = time.perf_counter()
+    time.sleep(window_s)
+    t1 = time.perf_counter()
+    stop.set()
+    for t in threads:
+        t.join()
+    ms = np.array([end - start for start, end in records if t0 <= end <= t1]) * 1000
+    return {"plans_per_s": len(ms) / (t1 - t0), "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "requests": len(ms)}
+
+
+def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s: float) -> dict:
+    """Batched vs one at a time over Ray in interleaved rounds, then the batched service over gRPC."""
+    from pixelplan.distributed.grpc.client import PlannerClient
+
+    request, batched, single = plan_request(planners["env"]), planners["batched"], planners["one_at_a_time"]
+    name = f"{planners['agent']} {planners['env']}"
+    out = {"torch_threads": ray.get(batched.__ray_call__.remote(lambda service: torch.get_num_threads())), "rounds": []}
+    for _ in range(rounds):
+        ray.get(batched.stats.remote())  # forget earlier batch sizes
+        b = planner_load(lambda: lambda: ray.get(batched.plan.remote(*request)), warmup_s, window_s)
+        b["mean_batch_size"] = float(np.mean(ray.get(batched.stats.remote())["planner/batch_sizes"]))
+        s = planner_load(lambda: lambda: ray.get(single.plan.remote(*request)), warmup_s, window_s)
+        out["rounds"].append({"batched": b, "one_at_a_time": s, "speedup": b["plans_per_s"] / s["plans_per_s"]})
+        print(f"  planner {name}: batched {b['plans_per_s']:.1f} plans/s (p50 {b['p50_ms']:.0f} ms, batch "
+              f"{b['mean_batch_size']:.1f}), one at a time {s['plans_per_s']:.1f} plans/s", flush=True)
+    for key in ("batched", "one_at_a_time", "speedup"):
+        values = [r[key] for r in out["rounds"]]
+        out[key] = statistics.median(values) if key == "speedup" else {
+            k: statistics.median(v[k] for v in values) for k in values[0]}
+    address, clients = ray.get(batched.serve_grpc.remote(0)), []
+
+    def grpc_call() -> Callable[[], object]:
+        clients.append(PlannerClient(address))
+        return lambda client=clients[-1]: client.plan(*request)
+
+    out["grpc"] = planner_load(grpc_call, warmup_s, window_s)
+    print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms)",
+          flush=True)
+    for client in clients:
+        client.close()
+    ray.kill(batched)
+    ray.kill(single)
+    return out
+
+
+def model_plans_per_s(env: str, agent: str, overrides: dict, seconds: float, sizes=(1, 16, 32)) -> dict:
+    """``agent.plan`` alone, here, on one torch thread like the service actor: what batching can gain at most."""
+    from pixelplan.agents.registry import make_agent
+
+    obs, goal, steps = plan_request(env)
+    model, threads, rates = make_agent(agent, make_env(ENVS[env]).spec, overrides), torch.get_num_threads(), {}
+    torch.set_num_threads(1)
+    try:
+        for b in sizes:
+            args = (np.repeat(obs, b, 0), np.repeat(goal, b, 0), np.repeat(steps, b))
+            calls, start = 0, time.perf_counter()
+            while calls == 0 or time.perf_counter() - start < seconds:
+                model.plan(*args, seed=calls)
+                calls += 1
+            rates[f"B{b}"] = b * calls / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return {"plans_per_s": rates, "ceiling": rates[f"B{sizes[-1]}"] / rates[f"B{sizes[0]}"]}
+
+
+# -- the whole benchmark -------------------------------------------------------------------------
+def actor_plane(ray, env: str, rounds: int, warmup_s: float, window_s: float, out_dir: str, fixed_t: bool,
+                glamor: dict | None, ready: list) -> dict:
+    """Rounds of (plain fleet, stub runtime, RLlib[, plain fleet with T-step episodes]); then GLAMOR once."""
+    horizon = make_env(ENVS[env]).spec.time_limit
+    stepper = ray.remote(RawStepper).options(num_cpus=1)
+    matched = [stepper.remote(ENVS[env], horizon, i) for i in range(WORKERS)]
+    fixed = [stepper.remote(ENVS[env], None, i) for i in range(WORKERS)] if fixed_t else []
+    group, chunk, rows = rllib_group(env), CHUNK[env], []
+    ray.get(ready)  # actors started meanwhile must be up before anything is timed
+    for r in range(rounds):
+        stub = runtime_config(env, "stub", {"horizon": horizon}, f"{out_dir}/{env}-stub-{r}")
+        row = {"raw": raw_fleet_rate(ray, matched, chunk, warmup_s, window_s),
+               "stub": coordinator_rate(ray, stub, warmup_s, window_s),
+               "rllib": rllib_rate(group, chunk, warmup_s, window_s)}
+        if fixed:
+            row["raw_T_episodes"] = raw_fleet_rate(ray, fixed, chunk, warmup_s, window_s)
+        rows.append(row)
+        print(f"  {env} round {r + 1}/{rounds}: " + ", ".join(f"{k} {v['steps_per_s']:,.0f}/s" for k, v in row.items()),
+              flush=True)
+
+    def median(f: Callable[[dict], float]) -> float:
+        return statistics.median(f(row) for row in rows)
+
+    out = {f"{name}_{unit}": median(lambda row, n=name, u=unit: row[n][u]) for name in rows[0]
+           for unit in ("steps_per_s", "steps_per_cpu_s")}
+    out.update(ratio=median(lambda row: row["stub"]["steps_per_s"] / row["raw"]["steps_per_s"]),
+               cpu_ratio=median(lambda row: row["stub"]["steps_per_cpu_s"] / row["raw"]["steps_per_cpu_s"]),
+               rllib_ratio=median(lambda row: row["stub"]["steps_per_s"] / row["rllib"]["steps_per_s"]),
+               rllib_of_raw=median(lambda row: row["rllib"]["steps_per_s"] / row["raw"]["steps_per_s"]),
+               stub_mean_episode_length=median(lambda row: row["stub"]["mean_episode_length"]),
+               per_round=[{k: round(v["steps_per_s"]) for k, v in row.items()} for row in rows])
+    if glamor is not None:
+        raw = raw_fleet_rate(ray, matched, chunk, warmup_s, window_s)
+        real = coordinator_rate(ray, runtime_config(env, "glamor", glamor, f"{out_dir}/{env}-glamor"), warmup_s,
+                                window_s)
+        out["glamor"] = {"overrides": glamor, "steps_per_s": real["steps_per_s"], "raw_steps_per_s": raw["steps_per_s"],
+                         "ratio": real["steps_per_s"] / raw["steps_per_s"],
+                         "cpu_ratio": real["steps_per_cpu_s"] / raw["steps_per_cpu_s"],
+                         "mean_episode_length": real["mean_episode_length"]}
+        print(f"  {env} GLAMOR {glamor}: {real['steps_per_s']:,.0f}/s vs plain {raw['steps_per_s']:,.0f}/s", flush=True)
+    group.stop()
+    for actor in matched + fixed:
+        ray.kill(actor)
+    return out
+
+
+def run(quick: bool) -> dict:
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import ray
+
+    # Logical CPUs only place actors (every fleet stays up, idle, between its turns); the cores stay 2.
+    ray.init(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
+             log_to_driver=False, namespace="pixelplan-bench")
+    try:
+        return _run(ray, quick)
+    finally:
+        ray.shutdown()
+
+
+def _run(ray, quick: bool) -> dict:
+    # Each stub round starts a fresh Coordinator (~10-30 s of actor start-up here): rounds are few.
+    rounds, warmup_s, window_s = (1, 1.0, 2.0) if quick else (2, 1.5, 4.0)
+    load_before = os.getloadavg()[0]
+    planners = {"glamor-tiny-grid": spawn_planners(ray, "grid", "glamor", TINY)}  # they start during RLlib's start
+    if not quick:
+        planners.update({"stub-pong": spawn_planners(ray, "pong", "stub", {}),
+                         "glamor-pong": spawn_planners(ray, "pong", "glamor", {})})
+    ready = [p[k].ping.remote() for p in planners.values() for k in ("batched", "one_at_a_time")]
+    with tempfile.TemporaryDirectory() as out_dir:
+        plane = {"pong": actor_plane(ray, "pong", rounds, warmup_s, window_s, out_dir, not quick,
+                                     None if quick else {}, ready)}  # GLAMOR's default (paper-sized) model
+        if not quick:
+            plane["grid"] = actor_plane(ray, "grid", 1, warmup_s, window_s, out_dir, False, TINY, [])
+    planner = {"glamor-tiny-grid": planner_compare(ray, planners["glamor-tiny-grid"], rounds, warmup_s, window_s)}
+    planner["glamor-tiny-grid"]["model_only"] = model_plans_per_s("grid", "glamor", TINY, window_s / 4)
+    if not quick:
+        planner["stub-pong"] = planner_compare(ray, planners["stub-pong"], 1, warmup_s, window_s)
+        planner["glamor-pong"] = planner_compare(ray, planners["glamor-pong"], 1, 2.0, 12.0)
+        planner["glamor-pong"]["model_only"] = model_plans_per_s("pong", "glamor", {}, 1.0)
+    main = planner["glamor-tiny-grid"]
+    return {
+        "actor_plane_ratio": plane["pong"]["ratio"],
+        "planner_batching_speedup": main["speedup"],
+        "planner_p50_ms": main["batched"]["p50_ms"], "planner_p99_ms": main["batched"]["p99_ms"],
+        "grpc_p50_ms": main["grpc"]["p50_ms"], "grpc_p99_ms": main["grpc"]["p99_ms"],
+        "rllib_ratio": plane["pong"]["rllib_ratio"],
+        "actor_plane_cpu_ratio": plane["pong"]["cpu_ratio"],
+        "actor_plane": plane, "planner": planner,
+        "setup": {"env": ENVS["pong"], "planner": "glamor tiny on grid", "workers": WORKERS, "clients": CLIENTS,
+                  "rounds": rounds, "warmup_s": warmup_s, "window_s": window_s, "cpus": os.cpu_count(),
+                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                  "load_avg_1min": [load_before, os.getloadavg()[0]]},
+    }
