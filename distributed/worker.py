@@ -49,6 +49,7 @@ class EnvWorker:
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
         self.recent_returns: list[float] = []
         self.started = time.time()
+        self.unacked: list = []  # (pending insert, transitions): counted once the shard acknowledges
 
     # -- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, weights) -> int:
@@ -105,6 +106,10 @@ class EnvWorker:
                     ended = step.terminated or step.truncated
                 if ended:
                     self._finish(i)
+        for ack, transitions in self.unacked:  # a call reports only acknowledged inserts
+            ack.result()
+            self.counters["inserted_steps"] += transitions
+        self.unacked = []
         self.counters["env_steps"] += done_steps
         return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
                 "pid": float(os.getpid()), "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
@@ -115,9 +120,9 @@ class EnvWorker:
         if len(builder) == 0:
             return  # an empty plan: nothing happened, nothing to learn from
         traj = builder.finish()
-        self.replay.insert(traj.to_bytes())  # returns once the shard has acknowledged it
+        # Inserts overlap with stepping; run() waits for every acknowledgement before it reports.
+        self.unacked.append((self.replay.insert_async(traj.to_bytes()), len(traj)))
         self.counters["episodes"] += 1
-        self.counters["inserted_steps"] += len(traj)
         self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
 
     def stats(self) -> dict[str, float]:
