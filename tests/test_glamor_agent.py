@@ -143,3 +143,15 @@ def test_train_goals_sample_from_the_training_set():
     idx, frames = goals.sample(100)
     assert frames.shape == (100, *env.spec.frame_shape) and np.array_equal(frames, goals.goals.frames[idx])
     assert len(np.unique(idx)) > 20
+
+
+def test_learning_rate_is_constant_by_default_and_decays_in_the_tiny_preset():
+    assert GlamorConfig().learning_rate(10**6) == 5e-4
+    tiny = GlamorConfig.tiny()
+    assert tiny.learning_rate(0) == 2e-3 and tiny.learning_rate(10**6) == pytest.approx(1e-4)
+    assert tiny.learning_rate(500) == pytest.approx((2e-3 + 1e-4) / 2)
+    env = make_env("grid")
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny(lr_decay_updates=2))
+    for _ in range(3):
+        agent.learn(random_pairs(env, np.random.default_rng(0)))
+    assert agent.optim.param_groups[0]["lr"] == pytest.approx(1e-4)

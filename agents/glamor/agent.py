@@ -65,6 +65,8 @@ class GlamorAgent:
         if self.grad_sync is not None:
             self.grad_sync(list(self.net.parameters()))
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        for group in self.optim.param_groups:
+            group["lr"] = self.config.learning_rate(self.updates)
         self.optim.step()
         self.updates += 1
         self.version = self.updates

@@ -19,6 +19,8 @@ class GlamorConfig:
     lstm_layers: int = 1
     # -- learning (Eq. 9) ---------------------------------------------------------------------
     lr: float = 5e-4
+    lr_final: float | None = None  # None: constant lr (the paper); else linear decay to this value ...
+    lr_decay_updates: int = 0  # ... over this many updates (the tiny preset: a stable final model)
     weight_decay: float = 0.01  # AdamW
     grad_clip: float = 1.0  # global grad-norm clip (authors' code)
     prior_weight: float = 1.0  # alpha in Eq. 9
@@ -37,7 +39,7 @@ class GlamorConfig:
     policy_trials: int = 50  # N candidate sequences per request
     clip_p_actions: float = -3.15  # expand a token only if log p_idm(token) >= this
     plan_temperature: float = 1.0  # Boltzmann temperature over z
-    plan_discount: float = 0.6  # gamma in Eq. 8; see planner.py for why not 0.99
+    plan_discount: float = 0.5  # gamma in Eq. 8; see planner.py for why not 0.99
     plan_mode: Literal["shortest", "plan-end"] = "shortest"
     use_prior: bool = True  # False: the no-action-prior ablation, z = log p_idm
     sparse_planning: bool = False  # True: uniform random candidates, scored by Eq. 8 afterwards
@@ -61,10 +63,13 @@ class GlamorConfig:
 
     @classmethod
     def tiny(cls, **overrides) -> GlamorConfig:
-        """A CPU-sized model for the 9x9 grid world: ~0.2M parameters, learns in seconds."""
+        """A CPU-sized model for the 9x9 grid world (~0.25M parameters): ~1000 updates, under a minute.
+
+        The decaying learning rate is not the paper's: with a constant 2e-3 the final model's
+        optimal-path rate swung between 0.7 and 1.0 from one evaluation to the next."""
         base = dict(encoder_channels=(16, 32), encoder_dim=64, state_size=64, mix_hidden=64, batch_size=64,
                     min_steps_learn=500, buffer_size=100_000, eps_steps=5_000, eps_final=0.1, train_tasks=200,
-                    policy_trials=20, lr=2e-3)
+                    lr=2e-3, lr_final=1e-4, lr_decay_updates=1000)
         base.update(overrides)
         return cls(**base)
 
@@ -75,6 +80,12 @@ class GlamorConfig:
         if unknown:
             raise ValueError(f"GlamorConfig has no field(s) {unknown}; known fields: {sorted(known)}")
         return replace(self, **overrides)
+
+    def learning_rate(self, updates: int) -> float:
+        if self.lr_final is None or self.lr_decay_updates <= 0:
+            return self.lr
+        frac = min(updates / self.lr_decay_updates, 1.0)
+        return self.lr + frac * (self.lr_final - self.lr)
 
     def pair_length(self, time_limit: int) -> int:
         """Longest relabeled pair (and longest plan) for an env with time limit T."""
