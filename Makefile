@@ -23,8 +23,8 @@ proto: $(STAMP)
 
 # The main job on an embedded default: GLAMOR on the 7x7 grid world, local mode (a few CPU minutes).
 run: install
-	$(PY) -m pixelplan.distributed.cli train --agent glamor --env grid --mode local --steps 8000 \
-	  --out runs/glamor-grid --force --set agent.preset=tiny
+	$(PY) -m pixelplan.distributed.cli train --agent glamor --env grid --mode local --steps 16000 \
+	  --envs-per-worker 8 --out runs/glamor-grid --force --set agent.preset=tiny replay.capacity=20000 eval_every=4000
 
 test: install
 	$(PY) -m pytest -q
