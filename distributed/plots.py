@@ -56,13 +56,23 @@ def read_metrics(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v])) for k, v in series.items()}
 
 
+CURVE_PREFIXES = ("eval/", "loss/", "train/")
+CURVE_KEYS = ("env_steps_per_s", "updates_per_s", "version_lag", "replay/transitions", "imagined_return", "kl")
+SKIPPED = ("eval/episodes", "eval/return_std")
+
+
+def _worth_plotting(key: str) -> bool:
+    """The curves a researcher reads: evaluation, losses, throughput, replay size, weight lag."""
+    return key not in SKIPPED and (key.startswith(CURVE_PREFIXES) or key in CURVE_KEYS)
+
+
 def plot_training_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     metrics_file = run_dir / "metrics.csv"
     if not metrics_file.exists():
         raise FileNotFoundError(f"{metrics_file} not found: is {run_dir} a pixelplan run folder?")
     series = read_metrics(metrics_file)
-    keys = sorted(k for k in series if len(series[k][0]) > 1 or k.startswith("eval/"))
+    keys = sorted(k for k in series if _worth_plotting(k) and (len(series[k][0]) > 1 or k.startswith("eval/")))
     if not keys:
         raise ValueError(f"{metrics_file} holds no series to plot yet")
     cols = min(3, len(keys))
