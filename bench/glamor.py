@@ -8,9 +8,11 @@
   0.99) and the paper's ablations (no action prior, sparse planning) at N = 50.
 * Update steps/s: ``agent.learn`` on a fixed pair batch; the tiny grid config (batch 64) and, in the
   full run, the paper-sized config (Fig. 5 defaults) on Atari-sized 4x104x80 observations, batch 200.
-* Plans/s: ``agent.plan`` for B = 1, 8, 64 requests at once, N = 50 candidates each, full horizon
-  (steps_left = T), on the trained grid model and (full run) the paper-sized model with T = 50.
-Figures come from the device the benchmark finds (CUDA if present), plus CPU on a GPU machine.
+* Plans/s: ``agent.plan`` for B = 1, 8, 64 requests at once, N = 50 candidates each, steps_left = T,
+  "shortest" mode: the trained grid model from the start state to goal cells, and (full run) the
+  untrained paper-sized model (T = 50) on random pixels. The LSTM steps dominate (B x N sequences).
+Figures come from the device the benchmark finds (CUDA if present), plus CPU on a GPU machine;
+torch runs with the thread count the training loop pinned (RunConfig.torch_threads), reported.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from pixelplan.envs.batches import PairBatch
 
 RESULTS = Path(__file__).parent / "results"
 TRIALS = (1, 5, 20, 50)
-DISCOUNTS = (0.99, 0.9, 0.8, 0.6, 0.5)
+DISCOUNTS = (0.99, 0.9, 0.8, 0.6, 0.5, 0.4, 0.3)
 BATCHES = (1, 8, 64)
 GRID_OVERRIDES = {"preset": "tiny"}
 TRAIN_STEPS = 16_000  # env steps; tiny preset: ~960 updates

@@ -66,6 +66,25 @@ def test_prior_ignores_the_goal_and_shares_only_the_observation_encoder():
     assert not idm_params & prior_params
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_autoregressive_steps_match_the_teacher_forced_pass(layers):
+    """The planner's step() and the loss's forward() must be the same model."""
+    env = make_env("grid")
+    net = GlamorNet(env.spec, GlamorConfig.tiny(lstm_layers=layers))
+    batch = grid_batch(env, np.random.default_rng(4), size=6)
+    obs, goals, tokens = (torch.as_tensor(x) for x in (batch.obs, batch.goals, batch.actions))
+    with torch.no_grad():
+        lp_idm, lp_prior = net(obs, goals, tokens)
+        idm_ctx, prior_ctx = net.contexts(obs, goals)
+        for model, ctx, expected in ((net.idm, idm_ctx, lp_idm), (net.prior, prior_ctx, lp_prior)):
+            state = model.start(ctx).repeat_interleave(1)
+            prev = torch.full((6,), model.start_token)
+            for t in range(tokens.shape[1]):
+                lp, state = model.step(state, prev, first=t == 0)
+                assert torch.allclose(lp, expected[:, t], atol=1e-5)
+                prev = tokens[:, t]
+
+
 def test_discrete_actions_are_required():
     spec = EnvSpec("cont", (1, 9, 9), 1, "continuous", 2, 10, ("x",))
     with pytest.raises(ValueError, match="discrete"):

@@ -16,6 +16,13 @@ N_ACTIONS = 3
 END, PAD = N_ACTIONS, N_ACTIONS + 1
 
 
+class Position(int):
+    """A stub decoder state: just the position (the same for every candidate)."""
+
+    def repeat_interleave(self, n):
+        return self
+
+
 class TableModel:
     """Next-token logits from a fixed table indexed by (position, previous token)."""
 
@@ -25,12 +32,11 @@ class TableModel:
         self.table = table  # (T, n + 1 previous tokens incl. START, n + 2)
 
     def start(self, ctx):
-        return (0, len(ctx))
+        return Position(0)
 
-    def step(self, state, prev, first):
-        t, _ = state
+    def step(self, t, prev, first):
         prev = torch.where(prev < N_ACTIONS, prev, torch.full_like(prev, self.start_token))
-        return mask_log_probs(self.table[t][prev], first, N_ACTIONS), (t + 1, len(prev))
+        return mask_log_probs(self.table[t][prev], first, N_ACTIONS), Position(t + 1)
 
     def log_prob(self, tokens: list[int]) -> list[float]:
         """Per-token log-probs of a full token sequence (actions then END)."""

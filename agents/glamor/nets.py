@@ -23,6 +23,11 @@ class DecoderState(NamedTuple):
     ctx_in: torch.Tensor  # (B, state) the context's contribution to every LSTM input
     hc: tuple[torch.Tensor, torch.Tensor]  # LSTM (h, c), each (layers, B, hidden)
 
+    def repeat_interleave(self, n: int) -> DecoderState:
+        """Each sequence n times in a row: N candidates per request share one context computation."""
+        h, c = self.hc
+        return DecoderState(self.ctx_in.repeat_interleave(n, 0), (h.repeat_interleave(n, 1), c.repeat_interleave(n, 1)))
+
 
 def mask_log_probs(logits: torch.Tensor, first: torch.Tensor | bool, n_actions: int) -> torch.Tensor:
     """Log-softmax over actions + END: PAD always impossible, END impossible where ``first``.
