@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixelplan.agents.glamor import EpsilonSchedule, GlamorAgent, GlamorConfig, OpenLoopFollower, TrainGoals
+from pixelplan.agents.glamor import EpsilonSchedule, GlamorAgent, GlamorConfig, OpenLoopFollower
 from pixelplan.agents.base import PlanResult
 from pixelplan.agents.registry import make_agent, make_config
 from pixelplan.envs import make_env
@@ -134,15 +134,6 @@ def test_open_loop_follower_replaces_actions_with_probability_eps():
     assert replaced == pytest.approx(0.4 * 3 / 4, abs=0.02)  # a random action is 0 a quarter of the time
     actions, stop = follower.next_actions(eps=0.0)  # plans used up: random actions, no stop by default
     assert len(set(actions.tolist())) == 4 and not stop.any()
-
-
-def test_train_goals_sample_from_the_training_set():
-    env = make_env("grid")
-    goals = TrainGoals.build(env, GlamorConfig.tiny(train_tasks=40), seed=3)
-    assert len(goals.goals) == 40
-    idx, frames = goals.sample(100)
-    assert frames.shape == (100, *env.spec.frame_shape) and np.array_equal(frames, goals.goals.frames[idx])
-    assert len(np.unique(idx)) > 20
 
 
 def test_learning_rate_is_constant_by_default_and_decays_in_the_tiny_preset():

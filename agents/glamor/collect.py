@@ -1,17 +1,16 @@
-"""Collection helpers (Sec. 3.5): ε schedule, open-loop plan following, training goals.
+"""Collection helpers (Sec. 3.5): ε schedule and open-loop plan following.
 
 Plain numpy objects with no environment inside, so a worker can drive any number of envs with
 them: plan once per episode from (s_1, g) (never on ε-random steps), then ask the follower for one
-action per env per step. (Evaluation replans every step instead: a plan of one action means
-"take it, then stop", which is envs.evaluation's stop flag.)
+action per env per step. Goals come from the training task set (GlamorConfig.train_tasks goals
+from envs.goals.build_goal_set, built by the worker). Evaluation replans every step instead: a
+plan of one action means "take it, then stop", which is envs.evaluation's stop flag.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pixelplan.agents.base import PlanResult
-from pixelplan.envs.base import PixelEnv
-from pixelplan.envs.goals import GoalSet, build_goal_set
 
 from .config import GlamorConfig
 
@@ -70,20 +69,3 @@ class OpenLoopFollower:
         explore = over | (self.rng.random(len(ids)) < eps)
         self.cursor[ids] = cursor + 1
         return np.where(explore, random, planned), over & self.stop_at_plan_end
-
-
-class TrainGoals:
-    """The training task set (paper: 1000 goals) and uniform sampling from it."""
-
-    def __init__(self, goals: GoalSet, seed: int = 0) -> None:
-        self.goals, self.rng = goals, np.random.default_rng(seed)
-
-    @classmethod
-    def build(cls, env: PixelEnv, cfg: GlamorConfig, seed: int = 0) -> TrainGoals:
-        """Diverse goals from random-policy episodes (the evaluation goals use their own seed)."""
-        return cls(build_goal_set(env, cfg.train_tasks, seed=seed), seed)
-
-    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, goal frames) of ``n`` goals drawn uniformly with replacement."""
-        idx = self.rng.integers(len(self.goals), size=n)
-        return idx, self.goals.frames[idx]

@@ -34,7 +34,11 @@ class GlamorConfig:
     eps_final: float = 0.1
     eps_steps: int = 300_000  # env steps of the linear decay
     train_tasks: int = 1000  # size of the training goal set
-    stop_at_plan_end: bool = False  # collection: end the episode when the open-loop plan runs out
+    # Collection: end the episode when the open-loop plan runs out (the authors' "terminate"), or
+    # (False) act uniformly at random until T. True collapsed learning on the grid with gamma < 1:
+    # an untrained model's best plans are 1 action long, so the data holds only 1-step pairs, so
+    # the model learns to end after 1 action (achievement 0.13 after 400 updates vs 1.0).
+    stop_at_plan_end: bool = False
     # -- planning (Eq. 8, Sec. 3.4) ------------------------------------------------------------
     policy_trials: int = 50  # N candidate sequences per request
     clip_p_actions: float = -3.15  # expand a token only if log p_idm(token) >= this
