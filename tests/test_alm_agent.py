@@ -99,8 +99,6 @@ def test_targets_move_by_polyak_averaging():
 def test_encoder_gets_no_gradient_from_q_or_reward_losses():
     cfg = AlmConfig.tiny()
     agent = AlmAgent(STATES, cfg)
-    for net in (agent.encoder, agent.q, agent.reward):
-        net.requires_grad_(True)
     obs, actions, rewards, terminals = agent.tensors(window_batch(STATES, cfg))
     _, z_targ = agent.target_latents(obs)
     objectives = agent.critic_objectives(z_targ, actions, rewards, terminals, std=0.5)

@@ -3,8 +3,9 @@
 One ``learn`` call is one iteration of Algorithm 1 on a batch of K-step replay windows: update
 encoder + model (Eq. 7), then the policy (Eq. 8), then classifier, Q and reward (Eq. 9-11) on each
 window's first transition, then the Polyak targets. Each role has its own Adam and its own gradient
-clipping; while a role's loss is computed every other network is frozen, so gradients flow *through*
-them but never *into* them (e.g. Q shapes the encoder in Eq. 7 but is trained only by Eq. 10).
+clipping, and a role's loss is differentiated w.r.t. that role's parameters only: gradients flow
+*through* the other networks but never *into* them (Q shapes the encoder in Eq. 7 but is trained
+only by Eq. 10).
 """
 from __future__ import annotations
 
@@ -56,11 +57,12 @@ class AlmAgent:
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         for net in self._nets().values():
             net.to(self.device)
-        self._role_modules: dict[str, tuple[nn.Module, ...]] = {
+        role_modules: dict[str, tuple[nn.Module, ...]] = {
             "model": (self.encoder, self.model), "policy": (self.policy,), "q": (self.q,),
             "reward": (self.reward,), "classifier": (self.classifier,)}
-        self.optimizers = {role: torch.optim.Adam([p for m in mods for p in m.parameters()], lr=cfg.lr, fused=True)
-                           for role, mods in self._role_modules.items()}
+        self._role_params = {role: [p for m in mods for p in m.parameters()] for role, mods in role_modules.items()}
+        self.optimizers = {role: torch.optim.Adam(params, lr=cfg.lr, fused=True)
+                           for role, params in self._role_params.items()}
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.updates = 0
@@ -159,19 +161,15 @@ class AlmAgent:
         return cfg.exploration_std(cfg.warmup_steps + int(self.updates / cfg.updates_per_env_step))
 
     def _update(self, role: str, objective: Callable[[], tuple[torch.Tensor, dict]]) -> dict[str, torch.Tensor]:
-        """One optimiser step of ``role`` with every other network frozen while its loss is built."""
-        for name, mods in self._role_modules.items():
-            for m in mods:
-                m.requires_grad_(name == role)
+        """One optimiser step of ``role``: gradients are taken w.r.t. its own parameters only."""
+        params = self._role_params[role]
         loss, extra = objective()
-        params = [p for m in self._role_modules[role] for p in m.parameters()]
-        opt = self.optimizers[role]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        for p, g in zip(params, torch.autograd.grad(loss, params)):
+            p.grad = g
         if self.grad_sync is not None:
             self.grad_sync(params)
-        norm = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-        opt.step()
+        norm = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm, foreach=True)
+        self.optimizers[role].step()
         return {f"loss/{role}": loss.detach(), f"grad_norm/{role}": norm, **extra}
 
     def _polyak(self, online: nn.Module, target: nn.Module) -> None:

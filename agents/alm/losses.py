@@ -1,8 +1,9 @@
 """ALM's objectives as pure functions of networks and tensors (Eq. 7-11 of the paper).
 
-Losses are negated objectives, averaged over the batch. Which parameters a loss may update is the
-caller's business (the agent freezes the rest); gradients still flow *through* frozen networks,
-e.g. from Q into the encoder in Eq. 7 or from the model into the policy in Eq. 8.
+Losses are negated objectives, averaged over the batch. Which parameters a loss updates is the
+caller's business (the agent differentiates each loss w.r.t. one role's parameters); gradients
+still flow *through* the other networks, e.g. from Q into the encoder in Eq. 7 or from the model
+into the policy in Eq. 8.
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """ALM's networks (Appendix D): encoder, latent model, policy, twin Q, reward and classifier.
 
-Every network is a 2-layer ELU MLP; Q and reward put LayerNorm after each hidden layer. The encoder
-and the model output diagonal Gaussians over the latent space with bounded std.
+Every network is a 2-layer MLP with ELU. Q, reward and classifier start with the DrQ-v2 trunk the
+paper cites for its LayerNorm (Linear -> LayerNorm -> Tanh), as the official code does. The encoder
+and the model output diagonal Gaussians over the latent space with bounded std. Linear layers get
+orthogonal weights and zero biases (official code, after DrQ-v2).
 """
 from __future__ import annotations
 
@@ -15,11 +17,19 @@ from pixelplan.envs.spec import EnvSpec
 from .config import AlmConfig
 
 
+def orthogonal_init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        gain = nn.init.calculate_gain("relu") if isinstance(module, nn.Conv2d) else 1.0
+        nn.init.orthogonal_(module.weight, gain)
+        nn.init.zeros_(module.bias)
+
+
 def mlp(in_dim: int, hidden: int, out_dim: int, layer_norm: bool = False) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for dim in (in_dim, hidden):
-        layers += [nn.Linear(dim, hidden)] + ([nn.LayerNorm(hidden)] if layer_norm else []) + [nn.ELU()]
-    return nn.Sequential(*layers, nn.Linear(hidden, out_dim))
+    """Two hidden layers; ``layer_norm``: the first is Linear -> LayerNorm -> Tanh (DrQ-v2 trunk)."""
+    first = [nn.LayerNorm(hidden), nn.Tanh()] if layer_norm else [nn.ELU()]
+    net = nn.Sequential(nn.Linear(in_dim, hidden), *first, nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, out_dim))
+    net.apply(orthogonal_init)
+    return net
 
 
 class Gaussian(NamedTuple):
@@ -34,8 +44,10 @@ class Gaussian(NamedTuple):
 
 
 def bounded_gaussian(raw: torch.Tensor, std_min: float, std_max: float) -> Gaussian:
-    """Split ``raw`` into mean and std; a soft clamp of the std to [std_min, std_max] keeps KLs finite."""
+    """Split ``raw`` into mean and std; soft clamps (official code) keep the mean within +-30 and the std
+    within [std_min, std_max], so KLs stay finite."""
     mean, std = raw.chunk(2, dim=-1)
+    mean = 30.0 * torch.tanh(mean / 30.0)
     std = std_max - nn.functional.softplus(std_max - std)
     std = std_min + nn.functional.softplus(std - std_min)
     return Gaussian(mean, std)
@@ -54,6 +66,7 @@ class PixelTrunk(nn.Module):
             nn.Conv2d(channels, channels, 3), nn.ELU(),
             nn.Flatten(),
         )
+        self.convs.apply(orthogonal_init)
         with torch.no_grad():
             self.out_dim = int(self.convs(torch.zeros(1, *obs_shape)).shape[-1])
 
@@ -133,7 +146,7 @@ class Classifier(nn.Module):
 
     def __init__(self, cfg: AlmConfig, action_size: int) -> None:
         super().__init__()
-        self.net = mlp(2 * cfg.latent_dim + action_size, cfg.hidden, 1)
+        self.net = mlp(2 * cfg.latent_dim + action_size, cfg.hidden, 1, layer_norm=True)
 
     def forward(self, z_next: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z_next, action, z], -1)).squeeze(-1)
