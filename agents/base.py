@@ -63,6 +63,9 @@ class Agent(Protocol):
 
 
 class GoalAgent(Agent, Protocol):
+    def epsilon(self, env_steps: int) -> float:
+        """Probability that collection replaces a planned action by a uniform random one."""
+
     def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray, seed: int | None = None) -> PlanResult:
         """Batched planning for (obs, goal) requests; plan b is at most steps_left[b] long."""
 
