@@ -5,8 +5,9 @@ Ray or the network. The runtime builds them from ``(spec, config)`` through ``ag
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 

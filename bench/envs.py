@@ -13,6 +13,7 @@ import statistics
 import time
 
 import numpy as np
+
 from pixelplan.envs import make_env
 from pixelplan.envs.atari import GAMES
 from pixelplan.envs.dmc import GOAL_OBSERVATIONS

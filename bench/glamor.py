@@ -143,7 +143,7 @@ def plan_rates(agent: GlamorAgent, obs: np.ndarray, goals: np.ndarray, seconds: 
     for b in BATCHES:
         pick = rng.integers(len(obs), size=b), rng.integers(len(goals), size=b)
         steps = np.full(b, agent.spec.time_limit)
-        out[b] = timed_rate(lambda: agent.plan(obs[pick[0]], goals[pick[1]], steps, seed=0), b, seconds)
+        out[b] = timed_rate(lambda p=pick, s=steps: agent.plan(obs[p[0]], goals[p[1]], s, seed=0), b, seconds)
     return out
 
 

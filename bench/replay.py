@@ -15,6 +15,7 @@ import statistics
 import time
 
 import numpy as np
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay

@@ -67,14 +67,14 @@ class RunConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
+    def from_dict(cls, data: dict) -> RunConfig:
         data = dict(data)
         data["replay"] = ReplayConfig(**data.get("replay", {}))
         data["planner"] = PlannerConfig(**data.get("planner", {}))
         return cls(**data)
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

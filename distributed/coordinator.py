@@ -17,7 +17,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from pixelplan.agents.registry import make_agent

@@ -1,7 +1,7 @@
 """Policies the evaluator drives: closed-loop GLAMOR planning and reward-agent returns."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

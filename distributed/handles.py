@@ -5,7 +5,8 @@ method at once in this process (deterministic, pdb works), a RayHandle sends it 
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
 class Pending(Protocol):

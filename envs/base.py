@@ -79,7 +79,7 @@ class PixelEnv(ABC):
             return int(rng.integers(self.spec.action_size))
         return rng.uniform(-1.0, 1.0, self.spec.action_size).astype(np.float32)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most envs hold nothing to free
         pass
 
     def __enter__(self):

@@ -1,8 +1,9 @@
 """Goal-achievement evaluation: many episodes in lockstep so a policy can batch its decisions."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 

@@ -6,9 +6,9 @@ as in the GLAMOR authors' code, unless the env knows them exactly.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class GoalSet:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "GoalSet":
+    def load(cls, path: str | Path) -> GoalSet:
         with np.load(path) as z:
             return cls(str(z["env_id"]), z["frames"], z["features"], z["ranges"], int(z["seed"]))
 

@@ -81,7 +81,7 @@ class Trajectory:
         return _HEAD.pack(MAGIC, FORMAT_VERSION, len(head), zlib.crc32(body)) + body
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Trajectory":
+    def from_bytes(cls, data: bytes) -> Trajectory:
         if len(data) < _HEAD.size:
             raise TrajectoryError(f"truncated trajectory: {len(data)} bytes")
         magic, version, head_len, crc = _HEAD.unpack_from(data)

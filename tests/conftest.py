@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from pixelplan.distributed.replay.redis_server import LocalRedisServer
 from pixelplan.envs.trajectory import Trajectory
-
 
 # One intra-op thread: on a busy 2-core machine two OpenMP threads spin-wait on each other and
 # a tiny update takes 50x longer (measured: 48 ms with 1 thread, 2.4 s with 2 under load 7).

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from pixelplan.agents.alm import AlmConfig
-from pixelplan.agents.alm import losses
+from pixelplan.agents.alm import AlmConfig, losses
 from pixelplan.agents.alm.nets import Gaussian, bounded_gaussian
 
 

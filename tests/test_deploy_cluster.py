@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 import ray.autoscaler
 import yaml
-from pixelplan.distributed.sweep import RAYJOB_TEMPLATE, SweepConfig
 from ray._private.ray_constants import PROMETHEUS_SERVICE_DISCOVERY_FILE
+
+from pixelplan.distributed.sweep import RAYJOB_TEMPLATE, SweepConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

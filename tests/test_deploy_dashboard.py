@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from pixelplan.distributed.metrics import METRICS, MetricsExporter
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "pixelplan.json"

@@ -16,6 +16,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from pixelplan.distributed.cli import main
 from pixelplan.distributed.sweep import RAYJOB_TEMPLATE, RESULTS_TEMPLATE
 

@@ -1,8 +1,9 @@
 """Atari: documented shapes, RAM goal labels that follow their entities, seeds, bad input."""
 import gymnasium as gym
 import numpy as np
-import pixelplan.envs  # noqa: F401  (registers the gymnasium ids)
 import pytest
+
+import pixelplan.envs  # noqa: F401  (registers the gymnasium ids)
 from pixelplan.envs import make_env, measure_feature_ranges
 from pixelplan.envs.atari import GAMES, AtariEnv
 

@@ -4,8 +4,9 @@ import sys
 
 import gymnasium as gym
 import numpy as np
-import pixelplan.envs  # noqa: F401  (registers the gymnasium ids)
 import pytest
+
+import pixelplan.envs  # noqa: F401  (registers the gymnasium ids)
 from pixelplan.envs import make_env, measure_feature_ranges
 from pixelplan.envs.dmc import GOAL_OBSERVATIONS, DMCEnv, discrete_actions
 

@@ -1,6 +1,7 @@
 """The PixelEnv contract, checked the same way on one environment of each family."""
 import numpy as np
 import pytest
+
 from pixelplan.envs import make_env
 
 T = 6

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixelplan.agents.glamor import EpsilonSchedule, GlamorAgent, GlamorConfig, OpenLoopFollower
 from pixelplan.agents.base import PlanResult
+from pixelplan.agents.glamor import EpsilonSchedule, GlamorAgent, GlamorConfig, OpenLoopFollower
 from pixelplan.agents.registry import make_agent, make_config
 from pixelplan.envs import make_env
 from pixelplan.envs.batches import PairBatch

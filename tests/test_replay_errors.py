@@ -3,6 +3,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayEmptyError, ReplayShard, ShardedReplay

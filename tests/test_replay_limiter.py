@@ -1,5 +1,6 @@
 """Rate limiter: nothing before min_steps, then the replay ratio, with writers at most tolerance ahead."""
 import pytest
+
 from pixelplan.distributed.replay import RateLimiter
 
 

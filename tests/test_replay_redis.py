@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 import redis
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ReplayStoreUnavailable
 

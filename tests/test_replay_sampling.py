@@ -1,6 +1,7 @@
 """The sampling math on its own: exact bijections and counts, stacking and token layout."""
 import numpy as np
 import pytest
+
 from pixelplan.distributed.replay import sampling
 
 

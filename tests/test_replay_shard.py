@@ -1,5 +1,6 @@
 """One shard: batches match what the env showed, windows respect episodes, eviction is FIFO."""
 import numpy as np
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard
 from pixelplan.envs.base import PixelEnv

@@ -1,6 +1,7 @@
 """The sharded front: round-robin inserts, prefetching, handle replacement, summed stats."""
 import numpy as np
 import pytest
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay

@@ -6,6 +6,7 @@ over-weights short episodes; the check must reject it by a wide margin, so it ca
 import math
 
 import numpy as np
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from pixelplan.distributed.cli import main
 from pixelplan.distributed.report import report
 

@@ -48,7 +48,7 @@ def test_metrics_endpoint_values_move(tmp_path):
         assert 'pixelplan_learner_loss{name="stub"}' in second
         assert 'pixelplan_weights_version{role="learner"}' in second and "pixelplan_weights_lag" in second
         served = {re.sub(r"\{.*", "", k).removesuffix("_count") for k in second}
-        for name, d in METRICS.items():  # every declared metric is served
+        for name in METRICS:  # every declared metric is served
             assert name in served or name.removesuffix("_total") + "_total" in served, name
     finally:
         coordinator.stop()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from pixelplan.distributed.cli import build_parser, main
 from pixelplan.distributed.commands.train import config_from_args
 from pixelplan.distributed.sweep import MAX_RAYJOB_NAME, job_name, parse_seeds

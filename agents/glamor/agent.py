@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -7,6 +7,7 @@ new shard with the same config and shard_id recovers the same contents in the sa
 from __future__ import annotations
 
 import numpy as np
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.envs.batches import PairBatch, SequenceBatch
 from pixelplan.envs.trajectory import Trajectory

@@ -12,6 +12,7 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
+
 from pixelplan.agents.base import SampleRequest
 from pixelplan.envs.batches import PairBatch, SequenceBatch
 from pixelplan.envs.trajectory import Trajectory

@@ -9,6 +9,7 @@ a recovered shard reproduces the original's samples byte for byte.
 from __future__ import annotations
 
 import numpy as np
+
 from pixelplan.envs.trajectory import Trajectory
 
 _START, _LEN, _SEQ = 0, 1, 2
