@@ -2,29 +2,14 @@
 import numpy as np
 import pytest
 import torch
+from glamor_pairs import grid_batch  # noqa: E402 (tests/ is on sys.path)
 
 from pixelplan.agents.base import PlanResult
 from pixelplan.agents.glamor import EpsilonSchedule, GlamorAgent, GlamorConfig, OpenLoopFollower
 from pixelplan.agents.registry import make_agent, make_config
 from pixelplan.envs import make_env
-from pixelplan.envs.batches import PairBatch
 
 torch.set_num_threads(1)
-
-
-def random_pairs(env, rng, size=16, max_len=6):
-    n = env.spec.action_size
-    obs, goals = [], []
-    actions = np.full((size, max_len + 1), n + 1, np.int64)
-    lengths = rng.integers(1, max_len + 1, size)
-    for b, k in enumerate(lengths):
-        obs.append(env.reset())
-        acts = rng.integers(n, size=k)
-        for a in acts:
-            env.step(int(a))
-        goals.append(env.frame())
-        actions[b, :k], actions[b, k] = acts, n
-    return PairBatch(np.stack(obs), np.stack(goals), actions, lengths)
 
 
 def requests(env, n=5):
@@ -47,10 +32,10 @@ def test_save_load_round_trip_restores_everything(tmp_path):
     rng = np.random.default_rng(0)
     agent = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=1)
     for _ in range(3):
-        agent.learn(random_pairs(env, rng))
+        agent.learn(grid_batch(env, rng, size=16, max_len=6))
     path = agent.save(tmp_path / "ckpt" / "glamor.pt")
     assert path.exists() and not list(path.parent.glob("*.tmp"))
-    batch, req = random_pairs(env, rng), requests(env)
+    batch, req = grid_batch(env, rng, size=16, max_len=6), requests(env)
     expected_loss = agent.learn(batch)
     expected_plan = agent.plan(*req)  # no seed given: drawn from the agent's RNG, which is saved too
 
@@ -75,7 +60,7 @@ def test_load_refuses_a_different_config(tmp_path):
 def test_policy_weights_are_cpu_and_carry_the_version():
     env = make_env("grid")
     learner = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=0)
-    learner.learn(random_pairs(env, np.random.default_rng(3)))
+    learner.learn(grid_batch(env, np.random.default_rng(3), size=16, max_len=6))
     weights = learner.policy_weights()
     assert weights["version"] == 1
     assert all(t.device.type == "cpu" for t in weights["net"].values())
@@ -144,5 +129,5 @@ def test_learning_rate_is_constant_by_default_and_decays_in_the_tiny_preset():
     env = make_env("grid")
     agent = GlamorAgent(env.spec, GlamorConfig.tiny(lr_decay_updates=2))
     for _ in range(3):
-        agent.learn(random_pairs(env, np.random.default_rng(0)))
+        agent.learn(grid_batch(env, np.random.default_rng(0), size=16, max_len=6))
     assert agent.optim.param_groups[0]["lr"] == pytest.approx(1e-4)

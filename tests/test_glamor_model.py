@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from glamor_pairs import grid_batch  # noqa: E402 (tests/ is on sys.path)
 
 from pixelplan.agents.glamor import GlamorAgent, GlamorConfig
 from pixelplan.agents.glamor.loss import glamor_loss
@@ -11,22 +12,6 @@ from pixelplan.envs import EnvSpec, make_env
 from pixelplan.envs.batches import PairBatch
 
 torch.set_num_threads(1)
-
-
-def grid_batch(env, rng, size=32, max_len=8):
-    """Relabeled pairs from random walks: obs at i, frame at j, actions i..j-1, END, PAD."""
-    n = env.spec.action_size
-    obs, goals = [], []
-    actions = np.full((size, max_len + 1), n + 1, np.int64)
-    lengths = rng.integers(1, max_len + 1, size)
-    for b, k in enumerate(lengths):
-        obs.append(env.reset())
-        acts = rng.integers(n, size=k)
-        for a in acts:
-            env.step(int(a))
-        goals.append(env.frame())
-        actions[b, :k], actions[b, k] = acts, n
-    return PairBatch(np.stack(obs), np.stack(goals), actions, lengths)
 
 
 @pytest.mark.parametrize("shape", [(1, 9, 9), (4, 104, 80), (3, 5, 7)])
