@@ -13,7 +13,7 @@ from pixelplan.envs.spec import EnvSpec
 
 torch.set_num_threads(1)
 DMC = EnvSpec("dmc:test", (3, 64, 64), 1, "continuous", 2, 50, ())
-GRID = EnvSpec("grid", (1, 9, 9), 1, "discrete", 4, 20, ("row", "col"))
+GRID = EnvSpec("grid", (1, 36, 36), 1, "discrete", 4, 20, ("row", "col"))  # 9x9 cells of 4x4 pixels
 
 
 def random_batch(spec: EnvSpec, batch: int, length: int, seed: int = 0) -> SequenceBatch:
@@ -39,7 +39,7 @@ def test_paper_encoder_decoder_shapes_at_64x64():
 
 def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match="too small"):
-        ConvEncoder((1, 9, 9), depth=8, layers=4, kernel=4, stride=2)
+        ConvEncoder((1, 9, 9), depth=8, layers=3, kernel=4, stride=2)
 
 
 def test_rssm_observe_and_imagine_shapes():
@@ -98,7 +98,7 @@ def test_lambda_return_matches_hand_computation():
 
 @pytest.mark.parametrize("spec", [DMC, GRID], ids=["continuous", "discrete"])
 def test_actor_gradient_flows_through_dynamics_but_trains_only_the_actor(spec):
-    config = DreamerConfig.tiny(conv_kernel=4, conv_stride=2) if spec is DMC else DreamerConfig.tiny().discrete()
+    config = DreamerConfig.tiny() if spec is DMC else DreamerConfig.tiny().discrete()
     agent = DreamerAgent(spec, config)
     batch = random_batch(spec, 3, 4)
     _, posts, _ = agent.world.loss(torch.as_tensor(batch.obs), agent._action_vectors(batch.actions),
@@ -148,22 +148,22 @@ def test_discrete_actions_are_one_hot_with_straight_through_gradients():
 def test_agent_learn_act_and_sample_request():
     agent = DreamerAgent(GRID, DreamerConfig.tiny().discrete())
     request = agent.sample_request()
-    assert request == SampleRequest("windows", 8, 8, replay_ratio=8 / 5.0, min_steps_learn=20)
+    assert request == SampleRequest("windows", 16, 8, replay_ratio=16 / 5.0, min_steps_learn=20)
     paper = DreamerAgent(DMC, DreamerConfig(device="cpu")).sample_request()
     assert (paper.batch_size, paper.length, paper.replay_ratio) == (50, 50, 10.0)
-    stats = agent.learn(random_batch(GRID, 8, 8))
+    stats = agent.learn(random_batch(GRID, 16, 8))
     for key in ("loss/model", "loss/reward", "loss/kl", "loss/image", "loss/discount", "loss/actor",
                 "loss/value", "imagined_return", "grad_norm/model", "grad_norm/actor", "grad_norm/value"):
         assert np.isfinite(stats[key]), key
-    obs = np.zeros((3, 1, 9, 9), np.uint8)
+    obs = np.zeros((3, 1, 36, 36), np.uint8)
     actions, carry = agent.act(obs, agent.initial_carry(3), np.ones(3, bool), explore=False, env_steps=10**6)
-    assert actions.dtype == np.int64 and actions.shape == (3,) and carry["deter"].shape == (3, 32)
+    assert actions.dtype == np.int64 and actions.shape == (3,) and carry["deter"].shape == (3, 64)
     with pytest.raises(ValueError, match="must agree"):
         agent.act(obs, carry, np.ones(2, bool), explore=False, env_steps=0)
 
 
 def test_exploration_follows_env_steps():
-    agent = DreamerAgent(DMC, DreamerConfig.tiny(conv_kernel=4, conv_stride=2))
+    agent = DreamerAgent(DMC, DreamerConfig.tiny())
     obs = np.zeros((64, 3, 64, 64), np.uint8)
     first = np.ones(64, bool)
     greedy, _ = agent.act(obs, None, first, explore=False, env_steps=0)
@@ -197,7 +197,7 @@ def test_policy_weights_make_an_identical_actor():
     learner, worker = DreamerAgent(GRID, config), DreamerAgent(GRID, config.replace(seed=5))
     learner.learn(random_batch(GRID, 8, 8))
     worker.load_policy_weights(learner.policy_weights())
-    obs = np.random.default_rng(0).integers(0, 256, (4, 1, 9, 9), dtype=np.uint8)
+    obs = np.random.default_rng(0).integers(0, 256, (4, 1, 36, 36), dtype=np.uint8)
     first = np.ones(4, bool)
     torch.manual_seed(1)
     a, carry_a = learner.act(obs, None, first, explore=False, env_steps=0)
@@ -206,3 +206,4 @@ def test_policy_weights_make_an_identical_actor():
     assert np.array_equal(a, b) and np.allclose(carry_a["deter"], carry_b["deter"])
     with pytest.raises(ValueError, match="lack"):
         worker.load_policy_weights({"actor": {}})
+

@@ -153,8 +153,7 @@ class DreamerAgent:
         stats["grad_norm/model"] = self._step("model", model_loss)
         with record_function("dreamer/imagination"):
             actor_loss, value_loss, imagined = behavior_losses(posts, self.world, self.actor, self.value,
-                                                               self.config.horizon, self.config.lambda_,
-                                                               self.config.actor_entropy)
+                                                               self.config.horizon, self.config.lambda_)
         stats["grad_norm/actor"] = self._step("actor", actor_loss)
         stats["grad_norm/value"] = self._step("value", value_loss)
         self.updates += 1

@@ -57,7 +57,7 @@ def lambda_return(rewards: torch.Tensor, values: torch.Tensor, discounts: torch.
 
 
 def behavior_losses(start: State, world: WorldModel, actor: ActionModel, value: nn.Module, horizon: int,
-                    lambda_: float, entropy_scale: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+                    lambda_: float) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """(actor loss, value loss, metrics) from imagined trajectories starting at posterior states.
 
     The world model and the value model are frozen while the actor's loss is built, so the actor
@@ -72,8 +72,6 @@ def behavior_losses(start: State, world: WorldModel, actor: ActionModel, value: 
         # Weight step t by the probability that the imagined episode is still running.
         weights = torch.cumprod(torch.cat([torch.ones_like(discounts[:1]), discounts[:-2]], 0), 0).detach()
         actor_loss = -(weights * returns).mean()
-        if entropy_scale:
-            actor_loss = actor_loss - entropy_scale * (weights * actor.entropy(feat[:-1].detach())).mean()
     value_pred = value(feat.detach()[:-1]).squeeze(-1)
     value_loss = (weights * 0.5 * (value_pred - returns.detach()) ** 2).mean()
     metrics = {"imagined_return": returns[0].mean().item(), "imagined_reward": rewards.mean().item(),

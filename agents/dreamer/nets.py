@@ -105,14 +105,6 @@ class ActionModel(nn.Module):
         mean, std = self._normal(feat)
         return torch.tanh(mean + std * torch.randn_like(mean))
 
-    def entropy(self, feat: torch.Tensor) -> torch.Tensor:
-        """Categorical entropy, or (continuous) that of the Gaussian before the tanh squashing."""
-        if self.discrete:
-            logp = torch.log_softmax(self.net(feat), -1)
-            return -(logp.exp() * logp).sum(-1)
-        std = self._normal(feat)[1]
-        return (0.5 * math.log(2 * math.pi * math.e) + torch.log(std)).sum(-1)
-
     def mode(self, feat: torch.Tensor) -> torch.Tensor:
         """Deterministic action (one-hot argmax, or tanh of the Gaussian mean) for acting."""
         if self.discrete:
