@@ -147,3 +147,11 @@ def test_policy_weights_carry_the_acting_policy():
     assert all(t.device.type == "cpu" for part in weights.values() for t in part.values())
     worker.load_policy_weights(weights)
     np.testing.assert_array_equal(learner.act(obs, None, first, False, 0)[0], worker.act(obs, None, first, False, 0)[0])
+
+
+def test_policy_learning_rate_defaults_to_the_shared_one():
+    agent = AlmAgent(STATES, AlmConfig.tiny(lr=1e-3))
+    assert {opt.param_groups[0]["lr"] for opt in agent.optimizers.values()} == {1e-3}
+    agent = AlmAgent(STATES, AlmConfig.tiny(lr=1e-3, policy_lr=3e-4))
+    assert agent.optimizers["policy"].param_groups[0]["lr"] == 3e-4
+    assert agent.optimizers["q"].param_groups[0]["lr"] == 1e-3

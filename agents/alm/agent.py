@@ -10,8 +10,9 @@ only by Eq. 10).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,8 @@ class AlmAgent:
             "model": (self.encoder, self.model), "policy": (self.policy,), "q": (self.q,),
             "reward": (self.reward,), "classifier": (self.classifier,)}
         self._role_params = {role: [p for m in mods for p in m.parameters()] for role, mods in role_modules.items()}
-        self.optimizers = {role: torch.optim.Adam(params, lr=cfg.lr, fused=True)
+        lrs = {"policy": cfg.lr if cfg.policy_lr is None else cfg.policy_lr}
+        self.optimizers = {role: torch.optim.Adam(params, lr=lrs.get(role, cfg.lr), fused=True)
                            for role, params in self._role_params.items()}
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
@@ -89,8 +91,8 @@ class AlmAgent:
 
     def act(self, obs: np.ndarray, carry: Any, first: np.ndarray, explore: bool,
             env_steps: int) -> tuple[np.ndarray, None]:
-        """pi(mean of e(s)) plus, when exploring, unclipped Gaussian noise with the scheduled std;
-        uniform random actions during warmup (Table 3), as DrQ-v2 and the official code do."""
+        """pi(mean of e(s)) plus, when exploring, unclipped Gaussian noise with the scheduled std (the
+        official code samples z instead of taking its mean); uniform random actions during warmup."""
         obs = np.asarray(obs)
         self.spec.check_obs(obs)
         if obs.ndim != len(self.spec.obs_shape) + 1:

@@ -15,6 +15,7 @@ class AlmConfig:
 
     # Optimisation (Table 3)
     lr: float = 1e-4
+    policy_lr: float | None = None  # None: lr. A slower policy than critic avoids early tanh saturation
     max_grad_norm: float = 100.0
     batch_size: int = 512
     updates_per_env_step: float = 1.0  # Algorithm 1: one update per environment step
@@ -58,7 +59,7 @@ class AlmConfig:
         return self.std_start + frac * (self.std_end - self.std_start)
 
     @classmethod
-    def tiny(cls, **overrides) -> "AlmConfig":
+    def tiny(cls, **overrides) -> AlmConfig:
         """Small nets and short schedules so unit tests run in milliseconds on a CPU."""
         base = dict(latent_dim=8, hidden=32, model_hidden=64, batch_size=16, warmup_steps=100,
                     std_steps=1000, conv_channels=8, replay_size=10_000)
@@ -66,7 +67,7 @@ class AlmConfig:
         return cls(**base)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "AlmConfig":
+    def from_dict(cls, values: dict) -> AlmConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
