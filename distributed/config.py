@@ -32,6 +32,9 @@ class RunConfig:
     device: str = "auto"  # learner device
     learner_gpus: float = 0.0  # Ray resources per learner (set 1 on GPU clusters)
     planner_gpus: float = 0.0
+    # Where reward agents (Dreamer, ALM) pick actions: "worker" (its own policy copy) or "service"
+    # (batched with every other worker's in the planner service). Goal agents always plan in the service.
+    acting: Literal["worker", "service"] = "worker"
     sync_every: int = 10  # learner updates between weight broadcasts
     worker_chunk: int = 64  # env steps per worker call (per env vector step count x envs)
     eval_every: int = 5_000  # env steps between evaluations (0: only at the end)
@@ -53,6 +56,8 @@ class RunConfig:
         for name in ("steps", "workers", "envs_per_worker", "learners", "sync_every", "worker_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.acting not in ("worker", "service"):
+            raise ValueError(f"acting must be 'worker' or 'service', got {self.acting!r}")
         if self.mode not in ("local", "ray"):
             raise ValueError(f"mode must be 'local' or 'ray', got {self.mode!r}")
 

@@ -75,9 +75,10 @@ class Coordinator:
                        for i in range(run.replay.shards)]
         self.replay = ShardedReplay(self.shards, run.replay)
         self.planner = None
-        if self.agent.goal_conditioned:
+        if self.agent.goal_conditioned or run.acting == "service":
             self.planner = spawn(BatchingPlanner, run, run.seed, name=f"{tag}-planner", num_gpus=run.planner_gpus,
                                  local_cls=PlannerService)
+        if self.agent.goal_conditioned:
             self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, run.seed, run.env_options)
         dist_address = f"127.0.0.1:{free_port()}" if run.learners > 1 else None
         self.learners = [spawn(Learner, run, r, self.shards, dist_address, name=f"{tag}-learner-{r}",

@@ -34,7 +34,7 @@ METRICS: dict[str, MetricDef] = {
     "pixelplan_weights_version": MetricDef("gauge", "Policy weights version held", "version/", ("role",)),
     "pixelplan_weights_lag": MetricDef("gauge", "Learner version minus the oldest actor version", "version_lag"),
     "pixelplan_planner_batch_size": MetricDef("histogram", "Requests per planner batch", "planner/batch_sizes"),
-    "pixelplan_planner_latency_seconds": MetricDef("histogram", "Plan request latency", "planner/latencies"),
+    "pixelplan_planner_latency_seconds": MetricDef("histogram", "Plan or act request latency", "planner/latencies"),
     "pixelplan_worker_alive": MetricDef("gauge", "1 while an env worker answers", "worker_alive/", ("worker",)),
     "pixelplan_worker_restarts_total": MetricDef("counter", "Env worker restarts", "worker_restarts"),
 }

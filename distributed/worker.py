@@ -3,7 +3,8 @@
 Goal-conditioned agents (GLAMOR) ask the planner service for one plan per episode from
 (s_1, g) and follow it open loop, each action replaced by a uniform random one with probability
 ε; the episode ends when the plan does (the agent's end token) or at T. Reward agents act
-through their own policy copy. The same class runs in-process (local mode) or as a Ray actor.
+through their own policy copy, or through the service with ``acting="service"`` (the worker keeps
+the recurrent carry). The same class runs in-process (local mode) or as a Ray actor.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class EnvWorker:
         self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")
         self.replay = ShardedReplay(replay_handles, run.replay)
         self.planner = planner
+        self.central_acting = not self.agent.goal_conditioned and run.acting == "service"
         self.rng = np.random.default_rng([run.seed, worker_id, 7])
         self.version = 0
         config = self.agent.config
@@ -53,7 +55,7 @@ class EnvWorker:
 
     # -- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, weights) -> int:
-        if not self.agent.goal_conditioned:  # GLAMOR's weights live in the planner service
+        if not (self.agent.goal_conditioned or self.central_acting):  # else the weights live in the service
             self.agent.load_policy_weights(weights)
         self.version = version
         return version
@@ -79,7 +81,9 @@ class EnvWorker:
     def _actions(self, total_env_steps: int) -> tuple[list, np.ndarray]:
         """Next action per env, and which envs' agents chose to stop (their plan is used up)."""
         if self.follower is None:
-            actions, self.carry = self.agent.act(self.obs, self.carry, self.first, True, total_env_steps)
+            args = (self.obs, self.carry, self.first, True, total_env_steps)
+            actions, self.carry = (self.planner.call("act", *args).result() if self.central_acting
+                                   else self.agent.act(*args))
             return list(actions), np.zeros(len(self.envs), bool)
         actions, stop = self.follower.next_actions(self.agent.epsilon(total_env_steps))
         return [int(a) for a in actions], stop

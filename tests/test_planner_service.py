@@ -54,9 +54,35 @@ def test_bad_requests_fail_only_their_batch():
     assert asyncio.run(main()).lengths.shape == (2,)
 
 
-def test_plain_service_rejects_agents_that_do_not_plan():
+def test_each_agent_kind_gets_only_its_request():
     with pytest.raises(ValueError, match="does not plan"):
-        PlannerService(RunConfig(agent="stub-policy"))
+        PlannerService(RunConfig(agent="stub-policy")).plan(OBS, OBS, np.array([2, 2]))
+    with pytest.raises(ValueError, match="does not act"):
+        PlannerService(RunConfig(agent="stub")).act(OBS, None, np.zeros(2, bool), True, 0)
+
+
+def test_act_requests_are_batched_and_each_caller_gets_its_own_rows_and_carry():
+    run = RunConfig(agent="dreamer", env="grid", env_options={"cell_px": 4}, agent_overrides={"preset": "tiny_discrete"},
+                    acting="service", planner=PlannerConfig(max_batch=64, max_wait_ms=50))
+    service = BatchingPlanner(run)
+    agent = service.agent
+    rng = np.random.default_rng(0)
+    requests = [(rng.integers(0, 256, (n, *agent.spec.obs_shape), dtype=np.uint8),
+                 {k: rng.normal(size=v.shape).astype(np.float32) for k, v in agent.initial_carry(n).items()},
+                 np.array([True] + [False] * (n - 1))) for n in (1, 3, 2)]
+
+    async def main():
+        return await asyncio.gather(*[service.act(obs, carry, first, False, 0) for obs, carry, first in requests])
+
+    answers = asyncio.run(main())
+    assert service.stats()["planner/batch_sizes"] == [6]  # three callers, one pass
+    for (obs, carry, first), (actions, new_carry) in zip(requests, answers):
+        alone_actions, alone_carry = agent.act(obs, carry, first, False, 0)
+        assert actions.shape == alone_actions.shape == (len(obs),)
+        assert {k: v.shape for k, v in new_carry.items()} == {k: v.shape for k, v in alone_carry.items()}
+        np.testing.assert_allclose(new_carry["deter"], alone_carry["deter"], atol=1e-5)  # stoch is a fresh sample
+    with pytest.raises(ValueError, match="carry of batch"):
+        asyncio.run(service.act(requests[1][0], requests[0][1], requests[1][2], False, 0))
 
 
 def test_a_bad_request_does_not_fail_its_batch_mates():

@@ -66,11 +66,18 @@ def test_resume_continues_counters(tmp_path):
     assert steps == sorted(steps) and steps[-1] >= 1600
 
 
-def test_policy_agents_act_through_workers(tmp_path):
-    config = _config(tmp_path, agent="stub-policy", env_options={"reward_cell": [1, 1]},
+@pytest.mark.parametrize("acting", ["worker", "service"])
+def test_policy_agents_act_on_the_worker_or_in_the_service(tmp_path, acting):
+    config = _config(tmp_path, agent="stub-policy", env_options={"reward_cell": [1, 1]}, acting=acting,
                      agent_overrides={"min_steps_learn": 100, "batch_size": 4, "window": 5})
-    result = train(config)
+    coordinator = Coordinator(config)
+    try:
+        result = coordinator.train()
+        served = coordinator.snapshot().get("planner/acts", 0.0)
+    finally:
+        coordinator.close()
     assert result["updates"] > 0 and "eval/return" in result and 0 <= result["eval/return"] <= 1
+    assert served == (result["env_steps"] if acting == "service" else 0)  # one served row per env step
 
 
 def test_overrides_and_bad_settings():
@@ -83,6 +90,8 @@ def test_overrides_and_bad_settings():
         apply_overrides(RunConfig(), ["eval_every"])
     with pytest.raises(ValueError, match="workers"):
         RunConfig(workers=0)
+    with pytest.raises(ValueError, match="acting"):
+        RunConfig(acting="gpu")
 
 
 def test_unknown_agent_is_a_clear_error(tmp_path):

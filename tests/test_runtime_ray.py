@@ -98,6 +98,16 @@ def test_planner_restart_loses_no_worker(ray_cluster, tmp_path):
     assert run.coordinator.planner.call("ping").result() == run.coordinator.version  # re-synced weights
 
 
+def test_policy_agents_act_through_the_service_from_every_worker(ray_cluster, tmp_path):
+    config = _config(tmp_path, agent="stub-policy", acting="service", env_options={"reward_cell": [1, 1]},
+                     agent_overrides={"min_steps_learn": 200, "batch_size": 4, "window": 5})
+    run = Background(config)
+    result = run.join()
+    stats = run.coordinator.planner.call("stats").result()
+    assert result["updates"] > 0 and stats["planner/acts"] == result["env_steps"] >= 4000
+    assert stats["version/planner"] > 0  # acted with broadcast weights, not the initial ones
+
+
 def test_grpc_clients_get_batched_plans(ray_cluster, tmp_path):
     from pixelplan.distributed.grpc.client import PlannerClient
 
