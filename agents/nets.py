@@ -12,6 +12,13 @@ import torch
 from torch import nn
 
 
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> the GPU when there is one; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def group_norm(channels: int, max_groups: int) -> nn.GroupNorm:
     """GroupNorm with at most ``max_groups`` groups of >= 2 channels each (one channel per group would
     be instance norm, which zeroes a 1x1 feature map)."""

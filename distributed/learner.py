@@ -12,12 +12,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from pixelplan.agents.nets import resolve_device
 from pixelplan.agents.registry import make_agent
 from pixelplan.envs import make_env
 
 from .config import RunConfig
 from .handles import Handle
-from .planner_service import resolve_device
 from .replay.sharded import ShardedReplay
 
 
@@ -28,7 +28,7 @@ class Learner:
         env = make_env(run.env, **run.env_options)
         self.spec = env.spec
         env.close()
-        self.device = resolve_device(run.device)
+        self.device = str(resolve_device(run.device))
         torch.manual_seed(run.seed * 1000 + rank)
         self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device=self.device)
         self.request = self.agent.sample_request()

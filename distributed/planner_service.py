@@ -19,19 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import torch
 
 from pixelplan.agents.base import PlanResult
+from pixelplan.agents.nets import resolve_device
 from pixelplan.agents.registry import make_agent
 from pixelplan.envs import make_env
 
 from .config import RunConfig
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class PlannerService:
@@ -40,7 +34,7 @@ class PlannerService:
         env = make_env(run.env, **run.env_options)
         self.spec = env.spec
         env.close()
-        self.device = resolve_device(run.planner.device)
+        self.device = str(resolve_device(run.planner.device))
         self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device=self.device)
         self.config = run.planner
         self.run_agent = run.agent

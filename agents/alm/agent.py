@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from pixelplan.agents.base import SampleRequest
+from pixelplan.agents.nets import resolve_device
 from pixelplan.envs.batches import SequenceBatch
 from pixelplan.envs.spec import EnvSpec
 
@@ -27,12 +28,6 @@ from .config import AlmConfig
 from .nets import Classifier, Encoder, Gaussian, LatentModel, Policy, StateActionValue, TwinQ
 
 ROLES = ("model", "policy", "q", "reward", "classifier")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class AlmAgent:

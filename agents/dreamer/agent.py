@@ -12,6 +12,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.profiler import record_function
 
 from pixelplan.agents.base import SampleRequest
+from pixelplan.agents.nets import resolve_device
 from pixelplan.envs.batches import SequenceBatch
 from pixelplan.envs.spec import EnvSpec
 
@@ -22,12 +23,6 @@ from .rssm import State
 from .world_model import WorldModel
 
 Carry = dict[str, np.ndarray]  # per env: RSSM state ("deter", "stoch") and the previous action vector
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class DreamerAgent:
