@@ -108,6 +108,25 @@ def test_policy_agents_act_through_the_service_from_every_worker(ray_cluster, tm
     assert stats["version/planner"] > 0  # acted with broadcast weights, not the initial ones
 
 
+@pytest.mark.parametrize("agent, env, options, overrides, losses", [
+    ("dreamer", "grid", {"reward_cell": [1, 1], "cell_px": 4}, {"preset": "tiny_discrete", "seed_episodes": 2},
+     ("loss/kl", "loss/image", "loss/imagined_return", "loss/actor", "loss/value")),
+    ("alm", "dmc:cartpole-balance", {"from_states": True, "actions": "continuous", "time_limit": 50},
+     {"preset": "tiny", "warmup_steps": 200}, ("loss/model", "loss/policy", "loss/q", "loss/reward", "loss/classifier")),
+])
+def test_reward_agents_train_in_ray_mode(ray_cluster, tmp_path, agent, env, options, overrides, losses):
+    from pixelplan.distributed.plots import plot_training_curves, read_metrics
+
+    config = _config(tmp_path, agent=agent, env=env, env_options=options, agent_overrides=overrides, steps=1000,
+                     checkpoint_every=20)
+    result = Background(config).join()
+    out = tmp_path / "run"
+    curves = read_metrics(out / "metrics.csv")
+    assert result["updates"] > 20 and np.isfinite(result["eval/return"])
+    assert all(key in curves and np.isfinite(curves[key][1]).all() for key in losses), sorted(curves)
+    assert list((out / "checkpoints").glob("ckpt-*.pt")) and plot_training_curves(out).stat().st_size > 0
+
+
 def test_grpc_clients_get_batched_plans(ray_cluster, tmp_path):
     from pixelplan.distributed.grpc.client import PlannerClient
 

@@ -32,8 +32,9 @@ class PendingBatch:
 
     def result(self, timeout: float | None = None) -> Batch:
         batches = [pending.result(timeout) for _, pending in self.parts]
-        if len(batches) == 1:
-            return batches[0]  # every position came from one shard, already in random order
+        if len(batches) == 1:  # every position came from one shard, already in random order
+            first = batches[0]  # Ray hands over read-only arrays; torch wants writable ones (copied if not)
+            return type(first)(**{f.name: np.require(getattr(first, f.name), requirements="W") for f in fields(first)})
         first = batches[0]
         merged = {}
         for f in fields(first):
