@@ -1,17 +1,18 @@
-"""Environment ids (`grid`, `grid:four-rooms`, `grid:PATH`, `atari:pong`, `dmc:cartpole-balance`)."""
+"""Environment ids (`grid`, `grid:four-rooms`, `grid:PATH`, `atari:pong`, `dmc:cartpole-balance`, `gym:Pendulum-v1`)."""
 from __future__ import annotations
 
 from .base import PixelEnv
 
-FAMILIES = ("grid", "atari", "dmc")
+FAMILIES = ("grid", "atari", "dmc", "gym")
 
 
 def parse_env_id(env_id: str) -> tuple[str, str]:
     family, _, name = env_id.partition(":")
     if family not in FAMILIES:
-        raise ValueError(f"unknown env id {env_id!r}: expected one of grid, grid:MAP, atari:GAME, dmc:DOMAIN-TASK")
+        raise ValueError(f"unknown env id {env_id!r}: expected one of grid, grid:MAP, atari:GAME, dmc:DOMAIN-TASK, "
+                         "gym:GYMNASIUM-ID")
     if family != "grid" and not name:
-        raise ValueError(f"env id {env_id!r} needs a name after ':' (e.g. atari:pong, dmc:cartpole-balance)")
+        raise ValueError(f"env id {env_id!r} needs a name after ':' (e.g. atari:pong, dmc:cartpole-balance, gym:Pendulum-v1)")
     return family, name
 
 
@@ -26,6 +27,10 @@ def make_env(env_id: str, **options) -> PixelEnv:
         from .atari import AtariEnv
 
         return AtariEnv(name, **options)
+    if family == "gym":
+        from .gymnasium_env import GymStateEnv
+
+        return GymStateEnv(name, **options)
     from .dmc import DMCEnv
 
     return DMCEnv(name, **options)
