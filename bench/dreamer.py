@@ -11,6 +11,8 @@
 * ``acting``: the Ray runtime (2 workers x 2 envs, paper-size policy, learning held off) collecting
   with the policy on each worker and with batched inference in the planner service, side by side in
   one run; ``service_vs_worker`` = service env steps/s over worker env steps/s (> 1: the service wins).
+* Full run only: the learning test's grid-corner task (``distributed/reference_runs.py``) for seeds
+  1-3 (the test trains seed 0): greedy success rate over 30 episodes each (random walk: ~0.08).
 * Full run only: the training loop (local mode) on cartpole-swingup with the paper's networks and
   update rate but 8-window batches, for 2000 agent steps (4000 frames, ~200 updates: what a CPU
   affords in minutes; the paper's curves start to rise after ~1e5 frames), its return curve as PNG.
@@ -147,6 +149,19 @@ def compare_acting(steps: int) -> dict[str, float]:
             "service_vs_worker": rates["service"]["env_steps_per_s"] / rates["worker"]["env_steps_per_s"]}
 
 
+def grid_learning(seeds: tuple[int, ...], out: Path) -> dict:
+    """Greedy success rates of the learning test's configuration trained with other seeds."""
+    from pixelplan.distributed.coordinator import train
+    from pixelplan.distributed.reference_runs import dreamer_grid_corner
+
+    rates = {}
+    for seed in seeds:
+        started = time.perf_counter()
+        rates[seed] = float(train(dreamer_grid_corner(str(out / f"grid-{seed}"), seed=seed))["eval/return"])
+        log(f"grid corner, seed {seed}: success {rates[seed]:.2f} in {time.perf_counter() - started:.0f} s")
+    return {"grid_success_by_seed": rates, "grid_success_mean": float(np.mean(list(rates.values())))}
+
+
 def dmc_run(steps: int, out: Path) -> dict[str, float]:
     """A short training run through the runtime; returns its summary and draws the return curve."""
     from pixelplan.distributed.config import RunConfig
@@ -219,5 +234,6 @@ def run(quick: bool) -> dict:
     result["projected_update_hours_per_1e6_frames"] = (1e6 / 10) * result["update_ms"] / 1000 / 3600
     if not quick:
         with tempfile.TemporaryDirectory() as out:
+            result.update(grid_learning((1, 2, 3), Path(out)))
             result.update(dmc_run(2_000, Path(out)))
     return result

@@ -16,24 +16,14 @@ import numpy as np
 import pytest
 
 from pixelplan.agents.registry import make_agent
-from pixelplan.distributed.config import RunConfig
 from pixelplan.distributed.coordinator import train
 from pixelplan.distributed.eval_policies import evaluate_returns
-from pixelplan.distributed.replay.config import ReplayConfig
+from pixelplan.distributed.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
 from pixelplan.envs import make_env
 
-ENV_OPTIONS = {"reward_cell": [1, 1], "cell_px": 4}
+ENV_OPTIONS, OVERRIDES = DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES
 EVAL_EPISODES = 30
 THRESHOLD = 0.5  # mean eval return = success rate of the greedy policy
-# The paper's discrete settings (H = 10, KL scale 0.1, tanh rewards, learned discount, epsilon-greedy
-# at the start of its schedule, 0.4) on tiny nets. Short windows, because successful episodes end
-# after 6 steps and windows never cross episodes; 50 random seed episodes hold a few rewarded
-# transitions to start from. gamma = 0.9: next to the goal, bumping into a wall for a step costs
-# only (1 - gamma) of the return, and at 0.99 or 0.95 that margin drowned in the value's noise
-# (greedy policies parked beside the goal: 0.99 failed 2 runs of 2, 0.95 3 of 8; 0.9 passed 6 of 6).
-OVERRIDES = {"preset": "tiny_discrete", "seq_len": 4, "batch_size": 48, "update_every": 2.0, "seed_episodes": 50,
-             "gamma": 0.9}
-STEPS = 5000  # env steps, about 1950 updates; six seeds were solving it by 2600-4100 steps
 
 
 def random_success_rate(episodes: int, seed: int = 0) -> float:
@@ -66,10 +56,7 @@ def test_dreamer_learns_to_reach_the_rewarding_corner(tmp_path):
     untrained = evaluate_returns("grid", ENV_OPTIONS, make_agent("dreamer", spec, OVERRIDES), EVAL_EPISODES, 10_000)
     assert untrained["eval/return"] < THRESHOLD  # the initial greedy policy does not already solve it
 
-    run = RunConfig(agent="dreamer", env="grid", env_options=ENV_OPTIONS, steps=STEPS, seed=0, mode="local",
-                    workers=1, envs_per_worker=4, worker_chunk=16, sync_every=5, eval_every=0,
-                    eval_episodes=EVAL_EPISODES, checkpoint_every=10**9, out=str(tmp_path / "run"), progress=False,
-                    agent_overrides=OVERRIDES, replay=ReplayConfig.tiny())
+    run = dreamer_grid_corner(str(tmp_path / "run"), seed=0, eval_episodes=EVAL_EPISODES)
     summary = train(run)
     assert summary["updates"] > 1000
     assert summary["eval/return"] >= THRESHOLD, (
