@@ -75,9 +75,12 @@ class DreamerConfig:
 
         The latent is wider than a strict shrink of the paper's would be (64 + 16 units): a narrower
         bottleneck learned to place the agent in its reconstructions several times more slowly.
+        The horizon stays the paper's 15: at 5 the value, bootstrapped after few imagined rewards,
+        diverged on pixel cartpole-balance (imagined values 2600 where 800 is the most possible) and
+        the policy collapsed to a constant push.
         """
         small = {"conv_depth": 8, "conv_layers": 3, "deter": 64, "stoch": 16, "hidden": 64, "mlp_units": 64,
-                 "mlp_layers": 2, "batch_size": 16, "seq_len": 8, "horizon": 5, "free_nats": 1.0,
+                 "mlp_layers": 2, "batch_size": 16, "seq_len": 8, "free_nats": 1.0,
                  "model_lr": 1e-3, "actor_lr": 4e-4, "value_lr": 4e-4, "seed_episodes": 1}
         return cls(**{**small, **overrides})
 
