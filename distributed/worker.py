@@ -30,7 +30,7 @@ class EnvWorker:
         self.envs = [make_env(run.env, **run.env_options) for _ in range(run.envs_per_worker)]
         self.spec = self.envs[0].spec
         self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")
-        self.replay = ShardedReplay(replay_handles, run.replay)
+        self.replay = ShardedReplay(replay_handles, run.replay, first_shard=worker_id)
         self.planner = planner
         self.central_acting = not self.agent.goal_conditioned and run.acting == "service"
         self.rng = np.random.default_rng([run.seed, worker_id, 7])

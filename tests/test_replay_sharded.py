@@ -28,23 +28,31 @@ class DeferredHandle:
         return pending
 
 
-def make(synth, handle_cls=LocalHandle, shards=2, prefetch=2):
+def make(synth, handle_cls=LocalHandle, shards=2, prefetch=2, first_shard=0):
     config = ReplayConfig(capacity=400, shards=shards, num_actions=4, prefetch=prefetch)
     handles = [handle_cls(ReplayShard(config, s)) for s in range(shards)]
-    replay = ShardedReplay(handles, config)
+    replay = ShardedReplay(handles, config, first_shard)
     for tag in range(6):
         replay.insert(synth.trajectory(10 + tag, tag))
     return replay, handles
 
 
+def shard_tags(synth, handles) -> list[list[int]]:
+    return [sorted(set(synth.decode(h.obj.sample(SampleRequest("windows", 0, 1, 1.0, 0), 500, 0).obs[:, 0])[0].tolist()))
+            for h in handles]
+
+
 def test_inserts_go_round_robin_and_stats_are_summed(synth):
     replay, handles = make(synth)
-    tags = [sorted(set(synth.decode(h.obj.sample(SampleRequest("windows", 0, 1, 1.0, 0), 500, 0).obs[:, 0])[0].tolist()))
-            for h in handles]
-    assert tags == [[0, 2, 4], [1, 3, 5]]
+    assert shard_tags(synth, handles) == [[0, 2, 4], [1, 3, 5]]
     stats = replay.stats()
     assert stats["replay/transitions"] == replay.num_transitions() == sum(10 + t for t in range(6))
     assert stats["replay/inserts"] == 6 and stats["replay/shards"] == 2
+
+
+def test_a_writer_starts_its_round_robin_at_its_first_shard(synth):
+    _, handles = make(synth, shards=3, first_shard=4)  # worker 4 of a fleet: starts at shard 4 % 3 = 1
+    assert shard_tags(synth, handles) == [[2, 5], [0, 3], [1, 4]]
 
 
 def test_prefetch_keeps_batches_in_flight_with_remote_handles(synth):

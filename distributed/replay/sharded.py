@@ -49,12 +49,14 @@ class PendingBatch:
 class ShardedReplay:
     """Front over shard handles (``handle.call(method, ...).result()``; local or Ray placement)."""
 
-    def __init__(self, handles: list, config: ReplayConfig) -> None:
+    def __init__(self, handles: list, config: ReplayConfig, first_shard: int = 0) -> None:
+        """``first_shard``: where this writer's round robin starts (workers pass their index, so a
+        fleet's first trajectories spread over the shards instead of all landing on shard 0)."""
         if len(handles) != config.shards:
             raise ValueError(f"got {len(handles)} shard handles for ReplayConfig.shards={config.shards}")
         self.handles, self.config = list(handles), config
         self._rng = np.random.default_rng(config.seed)
-        self._next_shard = 0
+        self._next_shard = first_shard % len(self.handles)
         # A LocalHandle (it has .obj) runs a call at once: prefetching would only sample early.
         self._in_flight = 0 if all(hasattr(h, "obj") for h in handles) else config.prefetch
         self._queue: deque[PendingBatch] = deque()
