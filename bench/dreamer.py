@@ -2,7 +2,7 @@
 
 * ``update_ms``: one ``agent.learn`` on a 50 x 50 window batch of 64x64 RGB frames with the paper's
   config (Appendix A), on the device found (CPU here); ``update_steps_per_s`` = 1000 / update_ms.
-  The tiny CPU-test config (36x36 grid frames, 48 x 4 windows) is timed beside it.
+  The learning test's config (tiny nets, 36x36 grid frames, 48 x 4 windows) is timed beside it.
 * ``profile_ms``: torch.profiler over one paper-size update, split by the agent's own labels
   (encoder, RSSM scan, decoder + heads, imagination, and each model's backward + step).
 * ``env_steps_per_s``: ``dmc:cartpole-swingup`` at 64x64, action repeat 2, stepped with the paper-size
@@ -14,7 +14,7 @@
 * Full run only: the learning test's grid-corner task (``distributed/reference_runs.py``) for seeds
   1-3 (the test trains seed 0): greedy success rate over 30 episodes each (random walk: ~0.08).
 * Full run only: the training loop (local mode) on cartpole-swingup with the paper's networks and
-  update rate but 8-window batches, for 2000 agent steps (4000 frames, ~200 updates: what a CPU
+  update rate but 8-window batches, for 2000 agent steps (4000 frames; 100 updates in the measured run: what a CPU
   affords in minutes; the paper's curves start to rise after ~1e5 frames), its return curve as PNG.
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from pixelplan.agents.dreamer import DreamerAgent, DreamerConfig
+from pixelplan.agents.registry import make_agent
+from pixelplan.distributed.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
 from pixelplan.envs import make_env
 from pixelplan.envs.batches import SequenceBatch
 from pixelplan.envs.spec import EnvSpec
@@ -35,7 +37,6 @@ RESULTS = Path(__file__).parent / "results"
 DMC_ENV = "dmc:cartpole-swingup"
 DMC_OPTIONS = {"size": [64, 64], "grayscale": False, "stack": 1, "action_repeat": 2, "actions": "continuous",
                "time_limit": 500}  # 1000 frames at action repeat 2, as in the paper
-GRID_OPTIONS = {"reward_cell": [1, 1], "cell_px": 4}
 LABELS = ("encoder", "rssm_scan", "decoder", "model_backward_step", "imagination", "actor_backward_step",
           "value_backward_step")
 
@@ -152,7 +153,6 @@ def compare_acting(steps: int) -> dict[str, float]:
 def grid_learning(seeds: tuple[int, ...], out: Path) -> dict:
     """Greedy success rates of the learning test's configuration trained with other seeds."""
     from pixelplan.distributed.coordinator import train
-    from pixelplan.distributed.reference_runs import dreamer_grid_corner
 
     rates = {}
     for seed in seeds:
@@ -220,9 +220,10 @@ def run(quick: bool) -> dict:
     log(f"update {result['update_ms']:.0f} ms")
     result["profile_ms"] = profile_update(paper, batch)
     log(f"profile {result['profile_ms']}")
-    grid_spec = make_env("grid", **GRID_OPTIONS).spec
-    tiny = DreamerAgent(grid_spec, DreamerConfig.tiny(batch_size=48, seq_len=4).discrete(), device=device)
-    result["tiny_update_ms"] = time_updates(tiny, random_batch(grid_spec, 48, 4), 5 if quick else 20)
+    grid_spec = make_env("grid", **DREAMER_GRID_OPTIONS).spec
+    tiny = make_agent("dreamer", grid_spec, DREAMER_GRID_OVERRIDES, device=device)
+    result["tiny_update_ms"] = time_updates(tiny, random_batch(grid_spec, tiny.config.batch_size, tiny.config.seq_len),
+                                            5 if quick else 20)
     for n in (1, 8, 32):
         result[f"act_ms_batch{n}"] = act_ms(paper, n, 5 if quick else 20)
     result["per_env_act_ms"] = {n: result[f"act_ms_batch{n}"] / n for n in (1, 8, 32)}

@@ -21,13 +21,12 @@ from pixelplan.distributed.eval_policies import evaluate_returns
 from pixelplan.distributed.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
 from pixelplan.envs import make_env
 
-ENV_OPTIONS, OVERRIDES = DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES
 EVAL_EPISODES = 30
 THRESHOLD = 0.5  # mean eval return = success rate of the greedy policy
 
 
 def random_success_rate(episodes: int, seed: int = 0) -> float:
-    env, rng = make_env("grid", **ENV_OPTIONS), np.random.default_rng(seed)
+    env, rng = make_env("grid", **DREAMER_GRID_OPTIONS), np.random.default_rng(seed)
     successes = 0
     for _ in range(episodes):
         env.reset()
@@ -52,8 +51,9 @@ def test_dreamer_learns_to_reach_the_rewarding_corner(tmp_path):
     assert p_random < 0.15, f"random policy succeeds too often ({p_random:.3f}) for a meaningful test"
     assert binomial_tail(EVAL_EPISODES, p_upper, math.ceil(THRESHOLD * EVAL_EPISODES)) < 1e-6
 
-    spec = make_env("grid", **ENV_OPTIONS).spec
-    untrained = evaluate_returns("grid", ENV_OPTIONS, make_agent("dreamer", spec, OVERRIDES), EVAL_EPISODES, 10_000)
+    spec = make_env("grid", **DREAMER_GRID_OPTIONS).spec
+    agent = make_agent("dreamer", spec, DREAMER_GRID_OVERRIDES)
+    untrained = evaluate_returns("grid", DREAMER_GRID_OPTIONS, agent, EVAL_EPISODES, 10_000)
     assert untrained["eval/return"] < THRESHOLD  # the initial greedy policy does not already solve it
 
     run = dreamer_grid_corner(str(tmp_path / "run"), seed=0, eval_episodes=EVAL_EPISODES)
