@@ -7,24 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from pixelplan.envs.batches import PairBatch, SequenceBatch
+from pixelplan.envs.batches import BatchQuery, PairBatch, SequenceBatch
 from pixelplan.envs.spec import EnvSpec
 
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """What a learner asks the replay for, and how fast (the rate limiter's settings)."""
+    """What an agent trains on (the replay's query) and how fast (the rate limiter's settings)."""
 
-    kind: Literal["pairs", "windows"]
-    batch_size: int
-    length: int  # max pair distance (pairs) or window length L (windows)
+    query: BatchQuery
     replay_ratio: float  # sampled items per inserted env step
     min_steps_learn: int  # env steps in replay before the first update
-    cross_episodes: bool = False
+
+    @property
+    def batch_size(self) -> int:
+        return self.query.batch_size
 
 
 @dataclass
@@ -50,7 +51,9 @@ class Agent(Protocol):
     def sample_request(self) -> SampleRequest: ...
 
     def learn(self, batch: PairBatch | SequenceBatch) -> dict[str, float]:
-        """One update; returns namespaced scalars ("loss/idm", "grad_norm", ...)."""
+        """One update; returns scalars under namespaced keys ("loss/idm", "grad_norm/net", "imagine/return"):
+        the runtime logs and plots them as named, so a key says what it is and no two agents share one
+        for different things."""
 
     def policy_weights(self) -> dict[str, Any]:
         """Inference-only weights on CPU (what the planner service and workers need)."""

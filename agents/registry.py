@@ -6,43 +6,44 @@ picks a named constructor of the config class first (``preset=tiny`` -> ``Config
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 from pixelplan.envs.spec import EnvSpec
 
+from .config_fields import replace_checked
 
-def _glamor(spec: EnvSpec, config: Any, device: str) -> Any:
+
+def _glamor(spec: EnvSpec, config: Any, device: str, seed: int) -> Any:
     from .glamor.agent import GlamorAgent
 
-    return GlamorAgent(spec, config, device=device)
+    return GlamorAgent(spec, config, device=device, seed=seed)
 
 
-def _alm(spec: EnvSpec, config: Any, device: str) -> Any:
+def _alm(spec: EnvSpec, config: Any, device: str, seed: int) -> Any:
     from .alm.agent import AlmAgent
 
-    return AlmAgent(spec, config, device=device)
+    return AlmAgent(spec, config, device=device, seed=seed)
 
 
-def _dreamer(spec: EnvSpec, config: Any, device: str) -> Any:
+def _dreamer(spec: EnvSpec, config: Any, device: str, seed: int) -> Any:
     from .dreamer.agent import DreamerAgent
 
-    return DreamerAgent(spec, config, device=device)
+    return DreamerAgent(spec, config, device=device, seed=seed)
 
 
-def _stub(cls_name: str) -> Callable[[EnvSpec, Any, str], Any]:
-    def build(spec: EnvSpec, config: Any, device: str) -> Any:
+def _stub(cls_name: str) -> Callable[[EnvSpec, Any, str, int], Any]:
+    def build(spec: EnvSpec, config: Any, device: str, seed: int) -> Any:
         from . import stub
 
-        return getattr(stub, cls_name)(spec, config, device=device)
+        return getattr(stub, cls_name)(spec, config, device=device, seed=seed)
 
     return build
 
 
-# name -> ("module:ConfigClass", factory(spec, config, device))
-AGENTS: dict[str, tuple[str, Callable[[EnvSpec, Any, str], Any]]] = {
+# name -> ("module:ConfigClass", factory(spec, config, device, seed))
+AGENTS: dict[str, tuple[str, Callable[[EnvSpec, Any, str, int], Any]]] = {
     "glamor": ("pixelplan.agents.glamor.config:GlamorConfig", _glamor),
     "alm": ("pixelplan.agents.alm.config:AlmConfig", _alm),
     "dreamer": ("pixelplan.agents.dreamer.config:DreamerConfig", _dreamer),
@@ -59,29 +60,31 @@ def config_class(name: str) -> type:
 
 
 def make_config(name: str, overrides: dict | None = None) -> Any:
-    """The agent's config: its defaults (or a preset), with ``overrides`` applied and validated."""
+    """The agent's config: its defaults (or a preset), with ``overrides`` applied and type-checked.
+
+    Values may be strings (from ``--set``): each is parsed against its field's declared type.
+    """
     cls = config_class(name)
     overrides = dict(overrides or {})
     preset = overrides.pop("preset", "default")
     if preset == "default":
         config = cls()
     else:
-        maker = getattr(cls, str(preset), None)
-        if not callable(maker):
-            raise ValueError(f"{cls.__name__} has no preset {preset!r} (try 'default' or 'tiny')")
-        config = maker()
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; known fields: {sorted(fields)}")
-    values = {}
-    for key, value in overrides.items():
-        current = getattr(config, key)
-        values[key] = tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
-    return dataclasses.replace(config, **values)
+        presets = sorted(n for n, v in vars(cls).items() if isinstance(v, classmethod) and not n.startswith("from_"))
+        if preset not in presets:
+            raise ValueError(f"{cls.__name__} has no preset {preset!r}; presets: {['default', *presets]}")
+        config = getattr(cls, preset)()
+    return replace_checked(config, overrides, prefix="agent.")
 
 
-def make_agent(name: str, spec: EnvSpec, overrides: dict | None = None, device: str = "cpu") -> Any:
-    """Build agent ``name`` for an environment; ``overrides`` change its config (see make_config)."""
-    config = make_config(name, overrides)
-    return AGENTS[name][1](spec, config, device)
+def make_agent(name: str, spec: EnvSpec, config: Any = None, device: str = "cpu", seed: int = 0) -> Any:
+    """Build agent ``name`` for an environment.
+
+    ``config`` is the agent's resolved config, or a dict of overrides (see make_config); ``seed`` sets
+    its initial weights and its own random streams (the run's seed tree gives each process one).
+    """
+    if config is None or isinstance(config, dict):
+        config = make_config(name, config)
+    elif not isinstance(config, config_class(name)):
+        raise TypeError(f"agent {name!r} takes a {config_class(name).__name__}, got {type(config).__name__}")
+    return AGENTS[name][1](spec, config, device, seed)

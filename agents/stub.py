@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pixelplan.envs.batches import BatchQuery
 from pixelplan.envs.spec import EnvSpec
 
 from .base import PlanResult, SampleRequest
@@ -44,7 +45,7 @@ class StubAgent:
     def sample_request(self) -> SampleRequest:
         c = self.config
         kind = "windows" if c.window else "pairs"
-        return SampleRequest(kind, c.batch_size, c.window or c.horizon, c.replay_ratio, c.min_steps_learn)
+        return SampleRequest(BatchQuery(kind, c.batch_size, c.window or c.horizon), c.replay_ratio, c.min_steps_learn)
 
     def epsilon(self, env_steps: int) -> float:
         return self.config.eps_final

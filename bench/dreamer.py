@@ -124,7 +124,7 @@ def acting_rate(acting: str, steps: int, out: Path) -> dict[str, float]:
     """
     from pixelplan.distributed.config import PlannerConfig, RunConfig
     from pixelplan.distributed.coordinator import train
-    from pixelplan.distributed.plots import read_metrics
+    from pixelplan.distributed.metrics_log import read_metrics
 
     run = RunConfig(agent="dreamer", env=DMC_ENV, env_options=DMC_OPTIONS, steps=steps, mode="ray", workers=2,
                     envs_per_worker=2, acting=acting, worker_chunk=32, device="cpu", eval_every=0, eval_episodes=1,
@@ -166,7 +166,7 @@ def dmc_run(steps: int, out: Path) -> dict[str, float]:
     """A short training run through the runtime; returns its summary and draws the return curve."""
     from pixelplan.distributed.config import RunConfig
     from pixelplan.distributed.coordinator import train
-    from pixelplan.distributed.plots import read_metrics
+    from pixelplan.distributed.metrics_log import read_metrics
     from pixelplan.distributed.replay.config import ReplayConfig
 
     # Paper nets and update rate; batches of 8 windows (not 50) and 2 seed episodes fit a CPU's minutes.

@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay
 from pixelplan.distributed.replay.redis_server import LocalRedisServer
+from pixelplan.envs.batches import BatchQuery
 from pixelplan.envs.trajectory import Trajectory
 
 FRAME = (1, 104, 80)
@@ -59,7 +59,7 @@ def fill(shard: ReplayShard, episodes) -> tuple[int, float]:
     return frames, spent
 
 
-def time_sampling(shard: ReplayShard, replay: ShardedReplay, request: SampleRequest, rounds: int,
+def time_sampling(shard: ReplayShard, replay: ShardedReplay, request: BatchQuery, rounds: int,
                   rng: np.random.Generator) -> dict[str, float]:
     """Median seconds per batch: shard sample vs. numpy gather of as many frames (alternating), then 2 shards;
     plus the median per-round time ratio gather / sample."""
@@ -132,7 +132,7 @@ def run(quick: bool) -> dict:
     replay = ShardedReplay([LocalHandle(ReplayShard(two, s)) for s in range(2)], two)
     while replay.num_transitions() < capacity:
         replay.insert(next(episodes))
-    request = SampleRequest("pairs", BATCH, MAX_LEN, 4.0, 0)
+    request = BatchQuery("pairs", BATCH, MAX_LEN)
     batch = shard.sample(request, BATCH, seed=0)
     batch_bytes = sum(getattr(batch, f).nbytes for f in ("obs", "goals", "actions", "lengths"))
     gather_bytes = BATCH * (STACK + 1) * frame_bytes  # stack at i + goal at j

@@ -6,11 +6,12 @@ the Redis backend instead), so checkpoints stay small.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import torch
+
+from pixelplan.envs.files import atomic_write
 
 _NAME = re.compile(r"ckpt-(\d+)\.pt$")
 
@@ -18,13 +19,7 @@ _NAME = re.compile(r"ckpt-(\d+)\.pt$")
 def save_checkpoint(folder: str | Path, state: dict, step: int, keep: int = 3) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ckpt-{step:09d}.pt"
-    tmp = folder / f".{path.name}.tmp"
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    path = atomic_write(folder / f"ckpt-{step:09d}.pt", lambda fh: torch.save(state, fh))
     for old in sorted(folder.glob("ckpt-*.pt"))[:-keep]:
         old.unlink(missing_ok=True)
     return path

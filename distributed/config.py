@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pixelplan.agents.config_fields import coerce, field_types, replace_checked
+from pixelplan.agents.registry import make_config
+
 from .replay.config import ReplayConfig
 
 
@@ -16,6 +19,26 @@ class PlannerConfig:
     max_wait_ms: float = 2.0  # how long the first request of a batch waits for company
     device: str = "auto"  # "auto": cuda when there is one
     grpc_port: int | None = None  # serve the planner over gRPC too (0 = pick a free port)
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.max_batch < 1 or self.max_wait_ms < 0:
+            raise ValueError(f"planner.max_batch must be >= 1 and planner.max_wait_ms >= 0, got "
+                             f"{self.max_batch} and {self.max_wait_ms}")
+        check_port("planner.grpc_port", self.grpc_port)
+
+
+def check_types(config) -> None:
+    """Normalise every field to its declared type (JSON lists -> tuples, 1e5 -> 100000) or refuse it."""
+    for name, annotation in field_types(type(config)).items():
+        value = getattr(config, name)
+        if not dataclasses.is_dataclass(value):
+            object.__setattr__(config, name, coerce(value, annotation, name))
+
+
+def check_port(name: str, port: int | None) -> None:
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"{name} must be a TCP port in 0..65535 (0: pick a free one), got {port}")
 
 
 @dataclass(frozen=True)
@@ -53,13 +76,17 @@ class RunConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "workers", "envs_per_worker", "learners", "sync_every", "worker_chunk"):
+        check_types(self)
+        for name in ("steps", "workers", "envs_per_worker", "learners", "sync_every", "worker_chunk", "eval_episodes",
+                     "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.acting not in ("worker", "service"):
-            raise ValueError(f"acting must be 'worker' or 'service', got {self.acting!r}")
-        if self.mode not in ("local", "ray"):
-            raise ValueError(f"mode must be 'local' or 'ray', got {self.mode!r}")
+        for name in ("seed", "eval_every", "torch_threads", "learner_gpus", "planner_gpus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.log_every_s <= 0:
+            raise ValueError(f"log_every_s must be > 0, got {self.log_every_s}")
+        check_port("metrics_port", self.metrics_port)
 
     def apply_threads(self) -> None:
         """Pin torch's intra-op threads in this process (each component calls it on construction)."""
@@ -68,12 +95,9 @@ class RunConfig:
 
             torch.set_num_threads(self.torch_threads)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k != "resolved"}  # config.json also records the resolution
         data["replay"] = ReplayConfig(**data.get("replay", {}))
         data["planner"] = PlannerConfig(**data.get("planner", {}))
         return cls(**data)
@@ -86,7 +110,9 @@ class RunConfig:
 def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
     """``--set agent.lr=3e-4 replay.capacity=1e5 eval_every=0``: dotted paths into the config.
 
-    ``agent.*`` and ``env.*`` go to ``agent_overrides``/``env_options`` (validated by the agent/env).
+    Run, replay, planner and ``agent.*`` fields are parsed against their declared types here (an
+    agent field against the config class of ``config.agent``); ``env.*`` values are JSON (or plain
+    strings), checked by the env's constructor at resolution.
     """
     agent, env = dict(config.agent_overrides), dict(config.env_options)
     nested: dict[str, dict] = {"replay": {}, "planner": {}}
@@ -95,32 +121,29 @@ def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {item!r}")
-        value = _parse_value(raw)
         head, _, rest = key.partition(".")
         if head == "agent" and rest:
-            agent[rest] = value
+            agent[rest] = raw
         elif head == "env" and rest:
-            env[rest] = value
+            env[rest] = _json_or_text(raw)
         elif head in nested and rest:
-            if rest not in {f.name for f in dataclasses.fields(getattr(config, head))}:
-                raise ValueError(f"unknown setting {key!r}")
-            nested[head][rest] = value
-        elif not rest and key in {f.name for f in dataclasses.fields(config)}:
-            top[key] = value
+            nested[head][rest] = raw
+        elif not rest and key in {f.name for f in dataclasses.fields(config)} and key not in NOT_SETTABLE:
+            top[key] = raw
         else:
-            raise ValueError(f"unknown setting {key!r}")
-    return dataclasses.replace(
-        config, agent_overrides=agent, env_options=env,
-        replay=dataclasses.replace(config.replay, **nested["replay"]),
-        planner=dataclasses.replace(config.planner, **nested["planner"]), **top,
-    )
+            raise ValueError(f"unknown setting {key!r} (try agent.<field>, env.<option>, replay.<field>, "
+                             f"planner.<field> or a run field such as steps)")
+    agent = {k: (v if k == "preset" else getattr(make_config(config.agent, {**agent}), k)) for k, v in agent.items()}
+    return replace_checked(config, {**top, "agent_overrides": agent, "env_options": env,
+                                    "replay": replace_checked(config.replay, nested["replay"], "replay."),
+                                    "planner": replace_checked(config.planner, nested["planner"], "planner.")})
 
 
-def _parse_value(raw: str) -> Any:
+NOT_SETTABLE = ("agent_overrides", "env_options", "replay", "planner")  # reached through their dotted paths
+
+
+def _json_or_text(raw: str) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
+        return raw

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pixelplan.agents.registry import make_agent
 from pixelplan.envs import evaluate, make_env
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .eval_policies import AgentGoalPolicy, evaluate_returns
-from .goalsets import EVAL_GOALS, load_or_build_goal_set
+from .goalsets import EVAL_GOAL_SEED, EVAL_GOALS, load_or_build_goal_set
 from .learner import Learner
 from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
@@ -34,6 +33,7 @@ from .plots import plot_goal_grid
 from .replay.limiter import RateLimiter
 from .replay.shard import ReplayShard
 from .replay.sharded import ShardedReplay
+from .resolve import resolve_run
 from .runtime import free_port, make_runtime
 from .worker import EnvWorker
 
@@ -47,25 +47,20 @@ except ImportError:  # pragma: no cover
 
 
 class Coordinator:
+    """Resolves the run, starts its components, and only then touches the run folder."""
+
     def __init__(self, run: RunConfig) -> None:
         resume_state = load_checkpoint(run.resume) if run.resume else None
         if resume_state is not None:
             run = dataclasses.replace(run, out=run.resume)
-        env = make_env(run.env, **run.env_options)
-        self.spec = env.spec
-        env.close()
-        if self.spec.discrete:  # the replay writes END = n and PAD = n + 1 into pair batches
-            run = dataclasses.replace(run, replay=dataclasses.replace(run.replay, num_actions=self.spec.action_size))
-        self.run = run
+        else:
+            check_run_folder(Path(run.out), run.overwrite)
+        self.resolved, self.agent = resolve_run(run)  # every bad setting is refused here; the agent evaluates
+        run = self.run = self.resolved.config
         run.apply_threads()
         self.out = Path(run.out)
-        if resume_state is None:
-            clear_run_folder(self.out, run.overwrite)
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(run.to_json())
-        (self.out / "done").unlink(missing_ok=True)
-        self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")  # eval + schedule
-        self.request = self.agent.sample_request()
+        self.spec = self.resolved.spec
+        self.request = self.resolved.request
         self.limiter = RateLimiter(self.request.replay_ratio, self.request.min_steps_learn, self.request.batch_size)
         # Logical CPUs of a Ray cluster started here: one per worker and learner, plus the services.
         self.runtime = make_runtime(run.mode, run.address, num_cpus=max(os.cpu_count() or 1, run.workers + run.learners + 2))
@@ -73,23 +68,22 @@ class Coordinator:
         spawn = self.runtime.spawn
         self.shards = [spawn(ReplayShard, run.replay, i, name=f"{tag}-replay-{i}", num_cpus=0.25)
                        for i in range(run.replay.shards)]
-        self.replay = ShardedReplay(self.shards, run.replay)
+        self.replay = ShardedReplay(self.shards, run.replay)  # stats only: the coordinator never samples
         self.planner = None
         if self.agent.goal_conditioned or run.acting == "service":
-            self.planner = spawn(BatchingPlanner, run, run.seed, name=f"{tag}-planner", num_gpus=run.planner_gpus,
+            self.planner = spawn(BatchingPlanner, self.resolved, name=f"{tag}-planner", num_gpus=run.planner_gpus,
                                  local_cls=PlannerService)
         if self.agent.goal_conditioned:
-            self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, run.seed, run.env_options)
+            self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, EVAL_GOAL_SEED, run.env_options)
         dist_address = f"127.0.0.1:{free_port()}" if run.learners > 1 else None
-        self.learners = [spawn(Learner, run, r, self.shards, dist_address, name=f"{tag}-learner-{r}",
+        self.learners = [spawn(Learner, self.resolved, r, self.shards, dist_address, name=f"{tag}-learner-{r}",
                                num_gpus=run.learner_gpus, restart=False) for r in range(run.learners)]
-        self.workers = [spawn(EnvWorker, run, w, self.shards, self.planner, name=f"{tag}-worker-{w}")
+        self.workers = [spawn(EnvWorker, self.resolved, w, self.shards, self.planner, name=f"{tag}-worker-{w}")
                         for w in range(run.workers)]
         self.runtime.ready({f"replay shard {i}": h for i, h in enumerate(self.shards)}
                            | ({"planner": self.planner} if self.planner else {})
                            | {f"learner {r}": h for r, h in enumerate(self.learners)}
                            | {f"worker {w}": h for w, h in enumerate(self.workers)})
-        self.grpc_address = self._serve_grpc() if self.planner is not None and run.planner.grpc_port is not None else None
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "updates": 0, "worker_restarts": 0,
                          "sampled": 0}
         self.version = 0
@@ -99,10 +93,17 @@ class Coordinator:
         self.worker_seen = {w: time.time() for w in range(run.workers)}
         self.worker_pids: dict[int, float] = {}
         self.actor_versions: dict[str, float] = {}
+        if resume_state is not None:
+            self._restore(resume_state)  # a checkpoint that does not fit the resolved config is refused here
+        else:
+            clear_run_folder(self.out)
+        # The run is valid and its components are up: only now is the run folder written.
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(self.resolved.to_json())
+        (self.out / "done").unlink(missing_ok=True)
+        self.grpc_address = self._serve_grpc() if self.planner is not None and run.planner.grpc_port is not None else None
         self.log = MetricsLog(self.out)
         self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
-        if resume_state is not None:
-            self._restore(resume_state)
         self._publish()
 
     def _serve_grpc(self) -> str:
@@ -226,7 +227,7 @@ class Coordinator:
         done = int(first["updates"]) - self.counters["updates"]
         self.counters["updates"] = int(first["updates"])
         self.counters["sampled"] += done * self.request.batch_size * len(results)
-        self.latest.update({k: v for k, v in first.items() if k.startswith(("loss/", "grad", "learner/"))})
+        self.latest.update({k: v for k, v in first.items() if k not in ("updates", "pid")})  # every key an agent logs
 
     def evaluate(self, picture: bool = False) -> dict[str, float]:
         """Goal achievement on the 30 evaluation goals (GLAMOR) or the mean return; ``picture``
@@ -239,7 +240,7 @@ class Coordinator:
                 return planner.call("plan", obs, goals, steps_left).result()
 
             result = evaluate(lambda: make_env(run.env, **run.env_options), self.eval_goals, AgentGoalPolicy(plan),
-                              run.eval_episodes, seed=run.seed + 10_000)
+                              run.eval_episodes, seed=self.resolved.seeds.seed("evaluation"))
             summary = result.summary()
             if picture:
                 shown = min(len(result.achieved), EVAL_GOALS)
@@ -247,7 +248,8 @@ class Coordinator:
                                result.achieved[:shown], self.out / "goals.png",
                                f"{run.agent} on {run.env}: achievement {result.achievement_rate:.2f}")
         else:
-            summary = evaluate_returns(run.env, run.env_options, self.agent, run.eval_episodes, run.seed + 10_000)
+            summary = evaluate_returns(run.env, run.env_options, self.agent, run.eval_episodes,
+                                       self.resolved.seeds.seed("evaluation"))
         self.latest.update(summary)
         self.log.write(self.counters["env_steps"], summary)
         return summary
@@ -301,12 +303,14 @@ class Coordinator:
 RUN_FILES = ("metrics.csv", "done", "curves.png", "goals.png", "planner_grpc_address", "checkpoints", "tb")
 
 
-def clear_run_folder(out: Path, overwrite: bool) -> None:
+def check_run_folder(out: Path, overwrite: bool) -> None:
     """A fresh run never appends to an earlier run's log or resumes its checkpoints by accident."""
-    if not (out / "metrics.csv").exists():
-        return
-    if not overwrite:
+    if (out / "metrics.csv").exists() and not overwrite:
         raise ValueError(f"{out} already holds a run: pass --resume {out} to continue it, or --force to replace it")
+
+
+def clear_run_folder(out: Path) -> None:
+    """Remove an earlier run's files (check_run_folder allowed it), keeping anything else in the folder."""
     for name in RUN_FILES:
         path = out / name
         if path.is_dir():

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from pixelplan.envs import GoalSet, build_goal_set, make_env, measure_feature_ranges
 
 EVAL_GOALS = 30
+EVAL_GOAL_SEED = 0  # evaluation goals are fixed per env: every run seed is scored on the same 30 goals
 
 
 def cache_dir() -> Path:

@@ -1,11 +1,10 @@
 """One code path, two placements: a component is a plain object or a Ray actor behind a Handle.
 
-Callers write ``handle.call("sample", 64).result()`` (or ``call_many``); a LocalHandle runs the
+Callers write ``handle.call("sample", 64).result()``; a LocalHandle runs the
 method at once in this process (deterministic, pdb works), a RayHandle sends it to the actor.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -55,12 +54,3 @@ class RayHandle:
 
 
 Handle = LocalHandle | RayHandle
-
-
-def results(pendings: Sequence[Pending], timeout: float | None = None) -> list[Any]:
-    """Wait for many calls (Ray calls run concurrently; local ones are already done)."""
-    if pendings and all(isinstance(p, RayPending) for p in pendings):
-        import ray
-
-        return ray.get([p.ref for p in pendings], timeout=timeout)
-    return [p.result(timeout) for p in pendings]

@@ -5,35 +5,35 @@ NCCL on GPU) before every optimiser step: data-parallel training, one replica pe
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+import zlib
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from pixelplan.agents.nets import resolve_device
-from pixelplan.agents.registry import make_agent
-from pixelplan.envs import make_env
 
-from .config import RunConfig
 from .handles import Handle
 from .replay.sharded import ShardedReplay
+from .resolve import ResolvedRun
 
 
 class Learner:
-    def __init__(self, run: RunConfig, rank: int, replay_handles: list[Handle], dist_address: str | None = None) -> None:
-        self.run_config, self.rank = run, rank
+    def __init__(self, resolved: ResolvedRun, rank: int, replay_handles: list[Handle],
+                 dist_address: str | None = None) -> None:
+        run, seeds = resolved.config, resolved.seeds
+        self.rank = rank
         run.apply_threads()
-        env = make_env(run.env, **run.env_options)
-        self.spec = env.spec
-        env.close()
         self.device = str(resolve_device(run.device))
-        torch.manual_seed(run.seed * 1000 + rank)
-        self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device=self.device)
-        self.request = self.agent.sample_request()
-        self.replay = ShardedReplay(replay_handles, run.replay)
-        self.rng = np.random.default_rng([run.seed, rank, 11])
+        torch.manual_seed(seeds.seed("learner", rank))  # the agent's own draws in learn() (e.g. imagination)
+        # Every rank starts from the same weights; each samples its own batches.
+        self.agent = resolved.make_agent(self.device, seeds.seed("agent"))
+        self.request = resolved.request
+        self.replay = ShardedReplay(replay_handles, run.replay, seed=seeds.seed("learner-replay", rank))
+        self.last_batch_digest = 0
         self.updates = 0
         self.version = 0
         self.last_losses: dict[str, float] = {}
@@ -62,7 +62,8 @@ class Learner:
         """Run ``num_updates`` updates (the coordinator's rate limiter decides how many)."""
         started = time.perf_counter()
         for _ in range(num_updates):
-            batch = self.replay.next_batch(self.request)
+            batch = self.replay.next_batch(self.request.query)
+            self.last_batch_digest = digest(batch)
             self.last_losses = self.agent.learn(batch)
             self.updates += 1
         self.update_time += time.perf_counter() - started
@@ -74,20 +75,30 @@ class Learner:
         return self.version, self.agent.policy_weights()
 
     def state_dict(self) -> dict:
-        return {"agent": self.agent.state_dict(), "updates": self.updates, "version": self.version,
-                "rng": self.rng.bit_generator.state}
+        return {"agent": self.agent.state_dict(), "updates": self.updates, "version": self.version}
 
     def load_state_dict(self, state: dict) -> None:
         self.agent.load_state_dict(state["agent"])
         self.updates, self.version = state["updates"], state["version"]
-        self.rng.bit_generator.state = state["rng"]
+
+    def batch_digest(self) -> int:
+        """A checksum of the last batch: data-parallel learners must each see their own."""
+        return self.last_batch_digest
 
     def stats(self) -> dict[str, float]:
         out = {"updates": float(self.updates), "version/learner": float(self.version),
                "learner/update_time_s": self.update_time, "pid": float(os.getpid())}
-        out.update({k if "/" in k else f"loss/{k}": float(v) for k, v in self.last_losses.items()})
+        out.update({k: float(v) for k, v in self.last_losses.items()})  # agents name their own keys
         return out
 
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def digest(batch) -> int:
+    """crc32 over every array of a batch."""
+    crc = 0
+    for f in dataclasses.fields(batch):
+        crc = zlib.crc32(np.ascontiguousarray(getattr(batch, f.name)).tobytes(), crc)
+    return crc

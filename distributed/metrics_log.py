@@ -1,10 +1,17 @@
-"""The run folder's metrics log: long-format CSV (always) and TensorBoard (when installed)."""
+"""The run folder's metrics log: long-format CSV (always) and TensorBoard (when installed).
+
+This module owns metrics.csv: ``MetricsLog`` writes it, ``read_metrics`` reads it for the plots and
+the report.
+"""
 from __future__ import annotations
 
 import csv
 import math
 import time
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 
 class MetricsLog:
@@ -37,3 +44,22 @@ class MetricsLog:
         self._fh.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def read_metrics(path: str | Path, keys: tuple[str, ...] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """metrics.csv -> key -> (env_steps, values), sorted by env steps; a later row at the same step wins.
+
+    ``keys``: only these series (default: all). A file that is not a metrics log is refused.
+    """
+    points: dict[str, dict[float, float]] = defaultdict(dict)
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or tuple(header) != MetricsLog.HEADER:
+            raise ValueError(f"{path}: header {header} is not {','.join(MetricsLog.HEADER)}")
+        for line, row in enumerate(reader, start=2):
+            if len(row) != 4:
+                raise ValueError(f"{path}:{line}: expected 4 fields, got {len(row)}")
+            if keys is None or row[2] in keys:
+                points[row[2]][float(row[1])] = float(row[3])
+    return {key: (np.array(sorted(p)), np.array([p[s] for s in sorted(p)])) for key, p in points.items()}

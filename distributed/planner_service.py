@@ -22,26 +22,23 @@ import numpy as np
 
 from pixelplan.agents.base import PlanResult
 from pixelplan.agents.nets import resolve_device
-from pixelplan.agents.registry import make_agent
-from pixelplan.envs import make_env
 
-from .config import RunConfig
+from .resolve import ResolvedRun
 
 
 class PlannerService:
-    def __init__(self, run: RunConfig, seed: int = 0) -> None:
+    def __init__(self, resolved: ResolvedRun) -> None:
+        run = resolved.config
         run.apply_threads()
-        env = make_env(run.env, **run.env_options)
-        self.spec = env.spec
-        env.close()
+        self.spec = resolved.spec
         self.device = str(resolve_device(run.planner.device))
-        self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device=self.device)
+        self.seed = resolved.seeds.seed("planner")  # plan() calls draw from seed * 1_000_003 + call number
+        self.agent = resolved.make_agent(self.device, self.seed)
         self.config = run.planner
         self.run_agent = run.agent
         self.version = 0
         self._pending: tuple[int, dict] | None = None
         self._calls = 0
-        self.seed = seed
         self.batch_sizes: list[int] = []
         self.latencies: list[float] = []
         self.counters = {"plans": 0, "acts": 0, "batches": 0}
@@ -150,8 +147,8 @@ class _Request:
 class BatchingPlanner(PlannerService):
     """The Ray async-actor face of the service: merges concurrent requests into batches."""
 
-    def __init__(self, run: RunConfig, seed: int = 0) -> None:
-        super().__init__(run, seed)
+    def __init__(self, resolved: ResolvedRun) -> None:
+        super().__init__(resolved)
         self._queues: dict[tuple, asyncio.Queue] = {}  # one per request kind: ("plan",) or ("act", explore)
         self._executor = ThreadPoolExecutor(max_workers=1)  # batches run one after another
         self._grpc_server = None

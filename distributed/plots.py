@@ -1,8 +1,6 @@
 """Pictures: goal frames above achieved frames, and training curves from a run's metrics.csv."""
 from __future__ import annotations
 
-import csv
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from .metrics_log import read_metrics  # noqa: E402
 
 
 def _show(ax, frame: np.ndarray) -> None:
@@ -47,23 +47,16 @@ def plot_goal_grid(goal_frames: np.ndarray, final_frames: np.ndarray, achieved: 
     return path
 
 
-def read_metrics(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """metrics.csv (long format: wall_time, env_steps, key, value) -> key -> (env_steps, values)."""
-    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            series[row["key"]].append((float(row["env_steps"]), float(row["value"])))
-    return {k: (np.array([s for s, _ in v]), np.array([x for _, x in v])) for k, v in series.items()}
-
-
-CURVE_PREFIXES = ("eval/", "loss/", "train/")
-CURVE_KEYS = ("env_steps_per_s", "updates_per_s", "version_lag", "replay/transitions", "imagined_return", "kl")
+RUNTIME_PREFIXES = ("worker_alive/", "version/", "planner/", "replay/", "learner/")  # plumbing, not learning
+CURVE_KEYS = ("env_steps_per_s", "updates_per_s", "version_lag", "replay/transitions")
 SKIPPED = ("eval/episodes", "eval/return_std")
 
 
 def _worth_plotting(key: str) -> bool:
-    """The curves a researcher reads: evaluation, losses, throughput, replay size, weight lag."""
-    return key not in SKIPPED and (key.startswith(CURVE_PREFIXES) or key in CURVE_KEYS)
+    """Every namespaced key an agent or the evaluation logs, plus throughput, replay size and weight lag."""
+    if key in CURVE_KEYS:
+        return True
+    return "/" in key and key not in SKIPPED and not key.startswith(RUNTIME_PREFIXES)
 
 
 def plot_training_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics_log import read_metrics
+
 HEADLINE_KEYS = ("eval/achievement", "eval/return")  # GLAMOR's achievement rate, else the episode return
-METRICS_HEADER = ["wall_time", "env_steps", "key", "value"]
 AGENT_ORDER = ("glamor", "dreamer", "alm")
 CURVE_POINTS = 100
 
@@ -70,22 +71,6 @@ class Report:
     files: list[Path]
 
 
-def read_curves(metrics_csv: Path, keys: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """key -> (env_steps, values), sorted by env steps; a later row at the same step wins."""
-    points: dict[str, dict[float, float]] = defaultdict(dict)
-    with open(metrics_csv, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header != METRICS_HEADER:
-            raise ValueError(f"{metrics_csv}: header {header} is not {','.join(METRICS_HEADER)}")
-        for line, row in enumerate(reader, start=2):
-            if len(row) != 4:
-                raise ValueError(f"{metrics_csv}:{line}: expected 4 fields, got {len(row)}")
-            if row[2] in keys:
-                points[row[2]][float(row[1])] = float(row[3])
-    return {key: (np.array(sorted(p)), np.array([p[s] for s in sorted(p)])) for key, p in points.items()}
-
-
 def load_run(folder: Path, keys: tuple[str, ...] = HEADLINE_KEYS) -> Run | None:
     """The run's first headline key in `keys` order, or None while it has logged none of them."""
     config_path = folder / "config.json"
@@ -95,7 +80,7 @@ def load_run(folder: Path, keys: tuple[str, ...] = HEADLINE_KEYS) -> Run | None:
     missing = [k for k in ("agent", "env", "seed") if k not in config]
     if missing:
         raise ValueError(f"{config_path} lacks {', '.join(missing)}")
-    curves = read_curves(folder / "metrics.csv", keys)
+    curves = read_metrics(folder / "metrics.csv", keys)
     metric = next((k for k in keys if k in curves), None)
     if metric is None:
         return None

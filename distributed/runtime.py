@@ -33,9 +33,6 @@ class LocalRuntime:
     def ready(self, handles: dict, timeout: float = 0.0) -> None:
         pass  # constructed in place: constructor errors have already surfaced
 
-    def kill(self, handle) -> None:
-        raise RuntimeError("local mode has no actors to kill")
-
     def shutdown(self) -> None:
         pass
 
@@ -88,9 +85,6 @@ class RayRuntime:
         ready, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=timeout)
         more, _ = self.ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)
         return [by_ref[r] for r in dict.fromkeys(ready + more)]
-
-    def kill(self, handle: RayHandle, no_restart: bool = False) -> None:
-        self.ray.kill(handle.actor, no_restart=no_restart)
 
     def shutdown(self) -> None:
         if self.owned:

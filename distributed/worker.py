@@ -9,36 +9,35 @@ the recurrent carry). The same class runs in-process (local mode) or as a Ray ac
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
 from pixelplan.agents.glamor.collect import OpenLoopFollower
-from pixelplan.agents.registry import make_agent
 from pixelplan.envs import TrajectoryBuilder, make_env
 
-from .config import RunConfig
 from .goalsets import load_or_build_goal_set
 from .handles import Handle
 from .replay.sharded import ShardedReplay
+from .resolve import ResolvedRun
 
 
 class EnvWorker:
-    def __init__(self, run: RunConfig, worker_id: int, replay_handles: list[Handle], planner: Handle | None) -> None:
-        self.run_config, self.worker_id = run, worker_id
+    def __init__(self, resolved: ResolvedRun, worker_id: int, replay_handles: list[Handle], planner: Handle | None) -> None:
+        run, seeds = resolved.config, resolved.seeds
+        self.worker_id = worker_id
         run.apply_threads()
         self.envs = [make_env(run.env, **run.env_options) for _ in range(run.envs_per_worker)]
-        self.spec = self.envs[0].spec
-        self.agent = make_agent(run.agent, self.spec, run.agent_overrides, device="cpu")
+        self.spec = resolved.spec
+        self.agent = resolved.make_agent("cpu", seeds.seed("worker-agent", worker_id))
         self.replay = ShardedReplay(replay_handles, run.replay, first_shard=worker_id)
         self.planner = planner
         self.central_acting = not self.agent.goal_conditioned and run.acting == "service"
-        self.rng = np.random.default_rng([run.seed, worker_id, 7])
+        self.rng = np.random.default_rng(seeds.seed("worker", worker_id))  # resets, goal draws, ε-greedy
         self.version = 0
         config = self.agent.config
         self.goals = None
         if self.agent.goal_conditioned:  # the training task set (GLAMOR: 1000 goals), not the evaluation goals
-            self.goals = load_or_build_goal_set(run.env, getattr(config, "train_tasks", 1000), run.seed + 1000,
+            self.goals = load_or_build_goal_set(run.env, getattr(config, "train_tasks", 1000), seeds.seed("train-goals"),
                                                 run.env_options, show_progress=False)
         self.carry = None if self.agent.goal_conditioned else self.agent.initial_carry(len(self.envs))
         self.builders: list[TrajectoryBuilder | None] = [None] * len(self.envs)
@@ -50,7 +49,6 @@ class EnvWorker:
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
         self.recent_returns: list[float] = []
-        self.started = time.time()
         self.unacked: list = []  # (pending insert, transitions): counted once the shard acknowledges
 
     # -- weights -------------------------------------------------------------------------------
@@ -128,10 +126,6 @@ class EnvWorker:
         self.unacked.append((self.replay.insert_async(traj.to_bytes()), len(traj)))
         self.counters["episodes"] += 1
         self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
-
-    def stats(self) -> dict[str, float]:
-        return {**{k: float(v) for k, v in self.counters.items()}, "version": float(self.version),
-                "pid": float(os.getpid()), "uptime_s": time.time() - self.started}
 
     def close(self) -> None:
         for env in self.envs:

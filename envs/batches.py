@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class BatchQuery:
+    """What a learner asks the replay for: which items, how many, how long (no rates, no model)."""
+
+    kind: Literal["pairs", "windows"]
+    batch_size: int
+    length: int  # max pair distance (pairs) or window length L (windows)
+    cross_episodes: bool = False  # windows may span an episode boundary (marked by is_first)
 
 
 @dataclass

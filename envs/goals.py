@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import PixelEnv
+from .files import atomic_write
 
 TOLERANCE = 0.1
 
@@ -94,13 +95,8 @@ class GoalSet:
         return len(self.frames)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, env_id=self.env_id, frames=self.frames, features=self.features,
-                            ranges=self.ranges, seed=self.seed)
-        tmp.replace(path)
-        return path
+        return atomic_write(path, lambda fh: np.savez_compressed(
+            fh, env_id=self.env_id, frames=self.frames, features=self.features, ranges=self.ranges, seed=self.seed))
 
     @classmethod
     def load(cls, path: str | Path) -> GoalSet:

@@ -35,17 +35,17 @@ def test_act_and_learn_shapes_and_metrics(spec):
         assert actions.shape == (4, 2) and actions.dtype == np.float32 and carry is None
         assert np.all(np.abs(actions) <= 1.0)
     metrics = agent.learn(window_batch(spec, cfg))
-    for key in ("loss/model", "loss/policy", "loss/q", "loss/reward", "loss/classifier", "kl",
+    for key in ("loss/model", "loss/policy", "loss/q", "loss/reward", "loss/classifier", "model/kl",
                 "grad_norm/model", "grad_norm/policy", "grad_norm/q", "grad_norm/reward", "grad_norm/classifier"):
         assert np.isfinite(metrics[key]), key
-    assert metrics["kl"] >= 0.0
+    assert metrics["model/kl"] >= 0.0
 
 
 def test_sample_request_follows_the_paper():
     request = AlmAgent(STATES, AlmConfig()).sample_request()
-    assert (request.kind, request.batch_size, request.length) == ("windows", 512, 3)
+    assert (request.query.kind, request.batch_size, request.query.length) == ("windows", 512, 3)
     assert request.replay_ratio == 512  # one update of 512 windows per env step
-    assert request.min_steps_learn == 5000 and not request.cross_episodes
+    assert request.min_steps_learn == 5000 and not request.query.cross_episodes
 
 
 def test_warmup_acts_uniformly_then_policy_plus_scheduled_noise():
@@ -138,7 +138,7 @@ def test_state_dict_round_trip_resumes_identically():
 
 def test_policy_weights_carry_the_acting_policy():
     cfg = AlmConfig.tiny()
-    learner, worker = AlmAgent(STATES, cfg), AlmAgent(STATES, AlmConfig.tiny(seed=7))
+    learner, worker = AlmAgent(STATES, cfg), AlmAgent(STATES, AlmConfig.tiny(), seed=7)
     learner.learn(window_batch(STATES, cfg))
     obs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
     first = np.ones(4, bool)

@@ -22,9 +22,9 @@ def test_sample_request_follows_the_config():
     env = make_env("grid")
     agent = GlamorAgent(env.spec, GlamorConfig())
     req = agent.sample_request()
-    assert (req.kind, req.batch_size, req.replay_ratio, req.min_steps_learn) == ("pairs", 200, 4.0, 50_000)
-    assert req.length == env.spec.time_limit  # no longer than T by default
-    assert GlamorAgent(env.spec, GlamorConfig(max_pair_length=7)).sample_request().length == 7
+    assert (req.query.kind, req.batch_size, req.replay_ratio, req.min_steps_learn) == ("pairs", 200, 4.0, 50_000)
+    assert req.query.length == env.spec.time_limit  # no longer than T by default
+    assert GlamorAgent(env.spec, GlamorConfig(max_pair_length=7)).sample_request().query.length == 7
 
 
 def test_save_load_round_trip_restores_everything(tmp_path):

@@ -81,7 +81,7 @@ def test_loss_decreases_on_a_fixed_batch_and_ignores_padding():
     agent = GlamorAgent(env.spec, GlamorConfig.tiny(lr=3e-3), seed=0)
     batch = grid_batch(env, np.random.default_rng(1), size=32)
     first = agent.learn(batch)
-    assert set(first) == {"loss/total", "loss/idm", "loss/prior", "grad_norm"}
+    assert set(first) == {"loss/total", "loss/idm", "loss/prior", "grad_norm/net"}
     assert first["loss/total"] == pytest.approx(first["loss/idm"] + first["loss/prior"], rel=1e-5)
     for _ in range(40):
         last = agent.learn(batch)

@@ -6,12 +6,13 @@ import pytest
 
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.planner_service import BatchingPlanner, PlannerService
+from pixelplan.distributed.resolve import ResolvedRun
 
 OBS = np.zeros((2, 1, 9, 9), np.uint8)
 
 
 def _service(**planner) -> BatchingPlanner:
-    return BatchingPlanner(RunConfig(agent="stub", planner=PlannerConfig(**planner)))
+    return BatchingPlanner(ResolvedRun.of(RunConfig(agent="stub", planner=PlannerConfig(**planner))))
 
 
 def test_max_batch_size_respected_and_requests_merged():
@@ -56,15 +57,15 @@ def test_bad_requests_fail_only_their_batch():
 
 def test_each_agent_kind_gets_only_its_request():
     with pytest.raises(ValueError, match="does not plan"):
-        PlannerService(RunConfig(agent="stub-policy")).plan(OBS, OBS, np.array([2, 2]))
+        PlannerService(ResolvedRun.of(RunConfig(agent="stub-policy"))).plan(OBS, OBS, np.array([2, 2]))
     with pytest.raises(ValueError, match="does not act"):
-        PlannerService(RunConfig(agent="stub")).act(OBS, None, np.zeros(2, bool), True, 0)
+        PlannerService(ResolvedRun.of(RunConfig(agent="stub"))).act(OBS, None, np.zeros(2, bool), True, 0)
 
 
 def test_act_requests_are_batched_and_each_caller_gets_its_own_rows_and_carry():
     run = RunConfig(agent="dreamer", env="grid", env_options={"cell_px": 4}, agent_overrides={"preset": "tiny_discrete"},
                     acting="service", planner=PlannerConfig(max_batch=64, max_wait_ms=50))
-    service = BatchingPlanner(run)
+    service = BatchingPlanner(ResolvedRun.of(run))
     agent = service.agent
     rng = np.random.default_rng(0)
     requests = [(rng.integers(0, 256, (n, *agent.spec.obs_shape), dtype=np.uint8),

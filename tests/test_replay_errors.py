@@ -4,12 +4,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayEmptyError, ReplayShard, ShardedReplay
+from pixelplan.envs.batches import BatchQuery
 from pixelplan.envs.trajectory import TrajectoryError
 
-PAIRS = SampleRequest("pairs", 4, 5, 4.0, 0)
+PAIRS = BatchQuery("pairs", 4, 5)
 
 
 @pytest.fixture
@@ -68,16 +68,16 @@ def test_sampling_with_nothing_valid_says_why(synth):
         shard.sample(PAIRS, 4, seed=0)
     shard.insert(synth.trajectory(6))
     with pytest.raises(ReplayEmptyError, match="no valid windows of length 7"):
-        shard.sample(SampleRequest("windows", 4, 7, 1.0, 0), 4, seed=0)
+        shard.sample(BatchQuery("windows", 4, 7), 4, seed=0)
     replay = ShardedReplay([LocalHandle(shard)], shard.config)
     with pytest.raises(ReplayEmptyError, match="any shard"):
-        replay.sample(SampleRequest("windows", 4, 7, 1.0, 0))
+        replay.sample(BatchQuery("windows", 4, 7))
 
 
 @pytest.mark.parametrize("request_, message", [
-    (SampleRequest("triples", 4, 5, 1.0, 0), "kind"),
-    (SampleRequest("pairs", 4, 0, 1.0, 0), "length"),
-    (SampleRequest("pairs", 4, 5, 1.0, 0, cross_episodes=True), "windows only"),
+    (BatchQuery("triples", 4, 5), "kind"),
+    (BatchQuery("pairs", 4, 0), "length"),
+    (BatchQuery("pairs", 4, 5, cross_episodes=True), "windows only"),
 ])
 def test_malformed_requests_are_refused(shard, request_, message):
     with pytest.raises(ValueError, match=message):

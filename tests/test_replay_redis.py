@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import redis
 
-from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ReplayStoreUnavailable
+from pixelplan.envs.batches import BatchQuery
 
 pytestmark = pytest.mark.redis
-PAIRS = SampleRequest("pairs", 64, 6, 4.0, 0)
-WINDOWS = SampleRequest("windows", 64, 4, 1.0, 0, cross_episodes=True)
+PAIRS = BatchQuery("pairs", 64, 6)
+WINDOWS = BatchQuery("windows", 64, 4, cross_episodes=True)
 
 
 def config(server, **kw) -> ReplayConfig:

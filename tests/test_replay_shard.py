@@ -1,9 +1,9 @@
 """One shard: batches match what the env showed, windows respect episodes, eviction is FIFO."""
 import numpy as np
 
-from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard
 from pixelplan.envs.base import PixelEnv
+from pixelplan.envs.batches import BatchQuery
 from pixelplan.envs.spec import EnvSpec
 from pixelplan.envs.trajectory import TrajectoryBuilder
 
@@ -52,7 +52,7 @@ def test_pair_batches_rebuild_exactly_the_stacks_the_env_returned():
     episodes = {tag: record_episode(tag, length) for tag, length in enumerate([2, 9, 30])}
     for traj, _ in episodes.values():
         shard.insert(traj.to_bytes())
-    batch = shard.sample(SampleRequest("pairs", 0, 6, 4.0, 0), 300, seed=3)
+    batch = shard.sample(BatchQuery("pairs", 0, 6), 300, seed=3)
     assert batch.obs.shape == (300, 4, 3, 3) and batch.goals.shape == (300, 1, 3, 3)
     assert batch.actions.shape == (300, 7)
     for b in range(300):
@@ -71,7 +71,7 @@ def test_windows_stay_inside_episodes_unless_asked(synth):
     lengths = [3, 12, 5, 1, 20, 8]
     for tag, length in enumerate(lengths):
         shard.insert(synth.trajectory(length, tag, stack=2))
-    window = SampleRequest("windows", 0, 5, 1.0, 0)
+    window = BatchQuery("windows", 0, 5)
     batch = shard.sample(window, 400, seed=0)
     assert batch.obs.shape == (400, 6, 6, 1, 1) and batch.actions.shape == (400, 5)
     tags, frames = synth.decode(batch.obs[:, :, 3:])  # newest frame of each stack
@@ -80,7 +80,7 @@ def test_windows_stay_inside_episodes_unless_asked(synth):
     assert np.array_equal(batch.rewards, frames[:, :5] + 1000 * tags[:, :5])  # step t's reward
     assert np.array_equal(batch.terminals, frames[:, 1:] == np.array(lengths)[tags[:, 1:]])
 
-    crossing = shard.sample(SampleRequest("windows", 0, 5, 1.0, 0, cross_episodes=True), 400, seed=0)
+    crossing = shard.sample(BatchQuery("windows", 0, 5, cross_episodes=True), 400, seed=0)
     tags, frames = synth.decode(crossing.obs[:, :, 3:])
     changes = np.diff(tags[:, :5], axis=1)
     assert changes.any(), "some windows should run into the next episode"
@@ -101,7 +101,7 @@ def test_eviction_drops_whole_oldest_trajectories_in_insert_order(synth):
         while sum(lengths[t] for t in stored) > 50:
             stored.pop(0)
         assert total == sum(lengths[t] for t in stored)
-    batch = shard.sample(SampleRequest("windows", 0, 1, 1.0, 0), 2000, seed=0)
+    batch = shard.sample(BatchQuery("windows", 0, 1), 2000, seed=0)
     assert set(synth.decode(batch.obs[:, 0])[0].tolist()) == set(stored) == {4, 5, 6}
     stats = shard.stats()
     assert stats["replay/trajectories"] == 3 and stats["replay/evictions"] == 4 and stats["replay/inserts"] == 7
@@ -120,7 +120,7 @@ def test_frame_budget_caps_very_short_episodes(synth):
     shard = ReplayShard(config, 0)
     for tag in range(60):
         shard.insert(synth.trajectory(1, tag))  # 2 frames per transition
-    assert shard.num_transitions() == 40 and shard.count(SampleRequest("windows", 0, 1, 1.0, 0)) == 40
+    assert shard.num_transitions() == 40 and shard.count(BatchQuery("windows", 0, 1)) == 40
 
 
 def test_state_frames_and_continuous_actions_form_windows():
@@ -131,6 +131,6 @@ def test_state_frames_and_continuous_actions_form_windows():
         frames = np.full((11, 5), tag, np.float32)
         shard.insert(Trajectory("dmc", frames, np.zeros((10, 2), np.float32), np.ones(10, np.float32),
                                 np.zeros(10, bool), np.zeros((11, 1), np.float32), stack=3))
-    batch = shard.sample(SampleRequest("windows", 0, 4, 1.0, 0), 8, seed=0)
+    batch = shard.sample(BatchQuery("windows", 0, 4), 8, seed=0)
     assert batch.obs.shape == (8, 5, 15) and batch.obs.dtype == np.float32
     assert batch.actions.shape == (8, 4, 2) and batch.actions.dtype == np.float32

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay
+from pixelplan.envs.batches import BatchQuery
 
-PAIRS = SampleRequest("pairs", 32, 5, 4.0, 0)
+PAIRS = BatchQuery("pairs", 32, 5)
 
 
 class DeferredHandle:
@@ -38,7 +38,7 @@ def make(synth, handle_cls=LocalHandle, shards=2, prefetch=2, first_shard=0):
 
 
 def shard_tags(synth, handles) -> list[list[int]]:
-    return [sorted(set(synth.decode(h.obj.sample(SampleRequest("windows", 0, 1, 1.0, 0), 500, 0).obs[:, 0])[0].tolist()))
+    return [sorted(set(synth.decode(h.obj.sample(BatchQuery("windows", 0, 1), 500, 0).obs[:, 0])[0].tolist()))
             for h in handles]
 
 

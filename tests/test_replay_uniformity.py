@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 
-from pixelplan.agents.base import SampleRequest
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ShardedReplay
+from pixelplan.envs.batches import BatchQuery
 
 LENGTHS = [1, 2, 3, 5, 40, 90]  # very different episode lengths
 MAX_LEN = 8
-PAIRS = SampleRequest("pairs", batch_size=1000, length=MAX_LEN, replay_ratio=4.0, min_steps_learn=0)
+PAIRS = BatchQuery("pairs", batch_size=1000, length=MAX_LEN)
 DRAWS_PER_CELL = 60
 
 
@@ -89,7 +89,7 @@ def test_windows_uniform_within_and_across_episodes(synth):
     shard = shard_with(synth, episodes)
     length = 3
     for cross in (False, True):
-        request = SampleRequest("windows", 1000, length, 1.0, 0, cross_episodes=cross)
+        request = BatchQuery("windows", 1000, length, cross_episodes=cross)
         if cross:  # any start in the shard's step stream with `length` steps after it
             stream = [(tag, i) for tag, t in episodes for i in range(t)]
             cells = stream[:len(stream) - length + 1]

@@ -84,8 +84,10 @@ def test_overrides_and_bad_settings():
     config = apply_overrides(RunConfig(), ["agent.lr=3e-4", "replay.capacity=1000", "eval_every=0", "env.cell_px=2"])
     assert config.agent_overrides == {"lr": 3e-4} and config.replay.capacity == 1000 and config.eval_every == 0
     assert config.env_options == {"cell_px": 2}
-    with pytest.raises(ValueError, match="unknown setting"):
+    with pytest.raises(ValueError, match="no field"):
         apply_overrides(RunConfig(), ["replay.capacty=5"])
+    with pytest.raises(ValueError, match="unknown setting"):
+        apply_overrides(RunConfig(), ["replay=5"])
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides(RunConfig(), ["eval_every"])
     with pytest.raises(ValueError, match="workers"):

@@ -110,12 +110,13 @@ def test_policy_agents_act_through_the_service_from_every_worker(ray_cluster, tm
 
 @pytest.mark.parametrize("agent, env, options, overrides, losses", [
     ("dreamer", "grid", {"reward_cell": [1, 1], "cell_px": 4}, {"preset": "tiny_discrete", "seed_episodes": 2},
-     ("loss/kl", "loss/image", "loss/imagined_return", "loss/actor", "loss/value")),
+     ("loss/kl", "loss/image", "imagine/return", "loss/actor", "loss/value")),
     ("alm", "dmc:cartpole-balance", {"from_states": True, "actions": "continuous", "time_limit": 50},
      {"preset": "tiny", "warmup_steps": 200}, ("loss/model", "loss/policy", "loss/q", "loss/reward", "loss/classifier")),
 ])
 def test_reward_agents_train_in_ray_mode(ray_cluster, tmp_path, agent, env, options, overrides, losses):
-    from pixelplan.distributed.plots import plot_training_curves, read_metrics
+    from pixelplan.distributed.metrics_log import read_metrics
+    from pixelplan.distributed.plots import plot_training_curves
 
     config = _config(tmp_path, agent=agent, env=env, env_options=options, agent_overrides=overrides, steps=1000,
                      checkpoint_every=20)
@@ -160,8 +161,10 @@ def test_data_parallel_learners_stay_identical(ray_cluster, tmp_path):
     run = Background(config)
     result = run.join()
     assert result["updates"] >= 8
+    digests = [learner.call("batch_digest").result() for learner in run.coordinator.learners]
+    assert digests[0] != digests[1]  # each rank samples its own batches (its own seed)...
     w0 = run.coordinator.learners[0].call("publish").result()[1]["net"]
     w1 = run.coordinator.learners[1].call("publish").result()[1]["net"]
     assert w0.keys() == w1.keys()
-    for key in w0:  # same start (broadcast), different data, averaged gradients: same weights
+    for key in w0:  # ...yet same start (broadcast) and averaged gradients: same weights
         assert np.allclose(w0[key].numpy(), w1[key].numpy(), atol=1e-5), key

@@ -20,7 +20,7 @@ from torch import nn
 
 from pixelplan.agents.base import SampleRequest
 from pixelplan.agents.nets import resolve_device
-from pixelplan.envs.batches import SequenceBatch
+from pixelplan.envs.batches import BatchQuery, SequenceBatch
 from pixelplan.envs.spec import EnvSpec
 
 from . import losses
@@ -33,7 +33,9 @@ ROLES = ("model", "policy", "q", "reward", "classifier")
 class AlmAgent:
     goal_conditioned = False
 
-    def __init__(self, spec: EnvSpec, config: AlmConfig | None = None, device: str | torch.device = "auto") -> None:
+    def __init__(self, spec: EnvSpec, config: AlmConfig | None = None, device: str | torch.device = "auto",
+                 seed: int = 0) -> None:
+        """``seed``: initial weights and the agent's own noise (the run's seed tree hands each process one)."""
         if spec.discrete:
             raise ValueError(f"ALM needs continuous actions in [-1, 1]; {spec.env_id} has {spec.action_size} "
                              "discrete actions (make the env with actions='continuous')")
@@ -42,7 +44,7 @@ class AlmAgent:
         self.device = resolve_device(str(device))
         a = spec.action_size
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(seed)
             self.encoder = Encoder(spec, cfg)
             self.model = LatentModel(cfg, a)
             self.policy = Policy(cfg, a)
@@ -60,8 +62,8 @@ class AlmAgent:
         lrs = {"policy": cfg.lr if cfg.policy_lr is None else cfg.policy_lr}
         self.optimizers = {role: torch.optim.Adam(params, lr=lrs.get(role, cfg.lr), fused=True)
                            for role, params in self._role_params.items()}
-        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
         self.updates = 0
         self.grad_sync: Callable[[list[nn.Parameter]], None] | None = None  # multi-learner all-reduce
 
@@ -77,7 +79,7 @@ class AlmAgent:
     # -- contract: replay and acting ----------------------------------------------------------
     def sample_request(self) -> SampleRequest:
         cfg = self.config
-        return SampleRequest(kind="windows", batch_size=cfg.batch_size, length=cfg.horizon,
+        return SampleRequest(BatchQuery("windows", cfg.batch_size, cfg.horizon),
                              replay_ratio=cfg.batch_size * cfg.updates_per_env_step,
                              min_steps_learn=cfg.warmup_steps)
 
@@ -125,7 +127,7 @@ class AlmAgent:
         self.updates += 1
         names = list(metrics)
         values = torch.stack([metrics[n].float() for n in names]).tolist()  # one device sync
-        return dict(zip(names, values)) | {"exploration_std": std}
+        return dict(zip(names, values)) | {"explore/std": std}
 
     def target_latents(self, obs: torch.Tensor) -> tuple[Gaussian, torch.Tensor]:
         """Target-encoder posteriors and samples for every observation of the windows, (B, K+1, Z)."""

@@ -37,7 +37,6 @@ class AlmConfig:
     latent_std_max: float = 10.0  # they keep the KL finite and the latents from collapsing to points
     conv_channels: int = 32  # pixel encoder only (DrQ-v2-style trunk, as in the prior work ALM cites)
 
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.horizon < 1:

@@ -60,7 +60,7 @@ def model_loss(encoder_dist: Gaussian, model: LatentModel, reward: StateActionVa
     value = q.min(z, noisy_action(policy(z), std, cfg.std_clip, generator))
     objective = objective + cfg.gamma ** cfg.horizon * alive[:, cfg.horizon] * value
     kl_mean = torch.stack(kls).mean()
-    return -objective.mean(), {"kl": kl_mean.detach(), "model/value": value.mean().detach()}
+    return -objective.mean(), {"model/kl": kl_mean.detach(), "model/value": value.mean().detach()}
 
 
 def policy_loss(z0: torch.Tensor, model: LatentModel, reward: StateActionValue, q: TwinQ, policy: Policy,

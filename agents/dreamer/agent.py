@@ -13,7 +13,7 @@ from torch.profiler import record_function
 
 from pixelplan.agents.base import SampleRequest
 from pixelplan.agents.nets import resolve_device
-from pixelplan.envs.batches import SequenceBatch
+from pixelplan.envs.batches import BatchQuery, SequenceBatch
 from pixelplan.envs.spec import EnvSpec
 
 from .config import DreamerConfig
@@ -28,16 +28,17 @@ Carry = dict[str, np.ndarray]  # per env: RSSM state ("deter", "stoch") and the 
 class DreamerAgent:
     goal_conditioned = False
 
-    def __init__(self, spec: EnvSpec, config: DreamerConfig | None = None, device: str | None = None):
-        """``device`` (the runtime's choice) overrides ``config.device``."""
+    def __init__(self, spec: EnvSpec, config: DreamerConfig | None = None, device: str | None = None,
+                 seed: int = 0) -> None:
+        """``device`` (the runtime's choice) overrides ``config.device``; ``seed``: initial weights and acting noise."""
         if not spec.pixels:
             raise ValueError(f"Dreamer learns from pixels; {spec.env_id} has {spec.frame_dtype} state observations")
         self.spec = spec
         self.config = c = config or DreamerConfig()
         self.device = resolve_device(str(device) if device is not None else c.device)
-        self.rng = np.random.default_rng(c.seed)
+        self.rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):  # reproducible initial weights, global RNG untouched
-            torch.manual_seed(c.seed)
+            torch.manual_seed(seed)
             self.world = WorldModel(spec.obs_shape, spec.action_size, c).to(self.device)
             feat_dim = self.world.rssm.feat_dim
             self.actor = ActionModel(feat_dim, spec.action_size, spec.discrete, c.mlp_units, c.mlp_layers,
@@ -61,9 +62,8 @@ class DreamerAgent:
 
     def sample_request(self) -> SampleRequest:
         c = self.config
-        return SampleRequest(kind="windows", batch_size=c.batch_size, length=c.seq_len,
-                             replay_ratio=c.batch_size / c.update_every, min_steps_learn=self.prefill_steps,
-                             cross_episodes=c.cross_episodes)
+        return SampleRequest(BatchQuery("windows", c.batch_size, c.seq_len, c.cross_episodes),
+                             replay_ratio=c.batch_size / c.update_every, min_steps_learn=self.prefill_steps)
 
     def _action_vectors(self, actions: np.ndarray) -> torch.Tensor:
         """Env actions -> what the RSSM reads (one-hot for discrete)."""

@@ -52,7 +52,6 @@ class DreamerConfig:
     epsilon_start: float = 0.4
     epsilon_end: float = 0.1
     epsilon_decay_steps: int = 1_000_000
-    seed: int = 0
     device: str = "auto"  # "auto": CUDA when available
 
     def __post_init__(self) -> None:

@@ -74,6 +74,6 @@ def behavior_losses(start: State, world: WorldModel, actor: ActionModel, value: 
         actor_loss = -(weights * returns).mean()
     value_pred = value(feat.detach()[:-1]).squeeze(-1)
     value_loss = (weights * 0.5 * (value_pred - returns.detach()) ** 2).mean()
-    metrics = {"imagined_return": returns[0].mean().item(), "imagined_reward": rewards.mean().item(),
-               "imagined_value": values.mean().item()}
+    metrics = {"imagine/return": returns[0].mean().item(), "imagine/reward": rewards.mean().item(),
+               "imagine/value": values.mean().item()}
     return actor_loss, value_loss, metrics

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,8 @@ import numpy as np
 import torch
 
 from pixelplan.agents.base import PlanResult, SampleRequest
-from pixelplan.envs.batches import PairBatch
+from pixelplan.envs.batches import BatchQuery, PairBatch
+from pixelplan.envs.files import atomic_write
 from pixelplan.envs.spec import EnvSpec
 
 from .collect import EpsilonSchedule
@@ -50,8 +49,8 @@ class GlamorAgent:
     # -- learning -----------------------------------------------------------------------------
     def sample_request(self) -> SampleRequest:
         c = self.config
-        return SampleRequest(kind="pairs", batch_size=c.batch_size, length=self.horizon,
-                             replay_ratio=c.replay_ratio, min_steps_learn=c.min_steps_learn)
+        return SampleRequest(BatchQuery("pairs", c.batch_size, self.horizon), replay_ratio=c.replay_ratio,
+                             min_steps_learn=c.min_steps_learn)
 
     def learn(self, batch: PairBatch) -> dict[str, float]:
         check_pair_batch(batch, self.spec.action_size, self.spec.frame_shape, self.spec.obs_shape)
@@ -71,7 +70,7 @@ class GlamorAgent:
         self.updates += 1
         self.version = self.updates
         out = {k: float(v.detach()) for k, v in losses.items()}
-        out["grad_norm"] = float(grad_norm)
+        out["grad_norm/net"] = float(grad_norm)
         return out
 
     # -- acting -------------------------------------------------------------------------------
@@ -139,17 +138,7 @@ class GlamorAgent:
 
     def save(self, path: str | Path) -> Path:
         """Atomic: a crash mid-write leaves the previous checkpoint intact."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda fh: torch.save(self.state_dict(), fh))
 
     def load(self, path: str | Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))

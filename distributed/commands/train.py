@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     out = args.out or f"runs/{args.agent}-{args.env.replace(':', '-').replace('/', '_')}-s{args.seed}"
-    replay = ReplayConfig(shards=args.shards, backend=args.replay_backend, redis_url=args.redis_url, seed=args.seed)
+    replay = ReplayConfig(shards=args.shards, backend=args.replay_backend, redis_url=args.redis_url)
     config = RunConfig(agent=args.agent, env=args.env, steps=args.steps, seed=args.seed, mode=args.mode,
                        address=args.address, workers=args.workers, envs_per_worker=args.envs_per_worker,
                        learners=args.learners, device=args.device, learner_gpus=args.learner_gpus,

@@ -1,6 +1,6 @@
 """Sharded replay: uniform all-pairs relabeling and windows over trajectories, in memory or Redis.
 
-Imports only ``pixelplan.envs`` (and the SampleRequest record); never Ray. Pair batches use
+Imports only ``pixelplan.envs``; never Ray. Pair batches use
 END = num_actions and PAD = num_actions + 1 (see ``sampling.end_token`` / ``pad_token``).
 """
 from .config import ReplayConfig

@@ -13,7 +13,6 @@ class ReplayConfig:
     redis_url: str | None = None  # e.g. "redis://127.0.0.1:6379/0"; required for backend="redis"
     namespace: str = "pixelplan"  # Redis key prefix, so a run's shards find their data again
     prefetch: int = 2  # batches ShardedReplay keeps in flight ahead of the learner
-    seed: int = 0
     # Discrete envs: actions are 0..num_actions-1, END = num_actions, PAD = num_actions + 1 in pair
     # batches. Required for pair sampling; when set, inserted actions are checked against it.
     num_actions: int | None = None

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixelplan.agents.base import SampleRequest
-from pixelplan.envs.batches import PairBatch, SequenceBatch
+from pixelplan.envs.batches import BatchQuery, PairBatch, SequenceBatch
 from pixelplan.envs.trajectory import Trajectory
 
 from . import sampling
@@ -111,12 +110,12 @@ class ReplayShard:
     def num_transitions(self) -> int:
         return self._ring.transitions
 
-    def count(self, request: SampleRequest) -> int:
+    def count(self, request: BatchQuery) -> int:
         """Valid items for ``request``: pairs (i < j, j - i <= length) or windows of ``length`` steps."""
         self._check_request(request)
         return int(self._cumulative(request)[-1]) if len(self._ring) else 0
 
-    def sample(self, request: SampleRequest, n: int, seed: int) -> PairBatch | SequenceBatch:
+    def sample(self, request: BatchQuery, n: int, seed: int) -> PairBatch | SequenceBatch:
         """``n`` items drawn uniformly, with replacement, from this shard's valid items."""
         self._check_request(request)
         if n < 0:
@@ -161,7 +160,7 @@ class ReplayShard:
             is_first=np.concatenate([step == 0, np.zeros((len(k), 1), bool)], axis=1),
         )
 
-    def _check_request(self, request: SampleRequest) -> None:
+    def _check_request(self, request: BatchQuery) -> None:
         if request.kind not in ("pairs", "windows"):
             raise ValueError(f"request.kind must be 'pairs' or 'windows', got {request.kind!r}")
         if request.length < 1:
@@ -172,7 +171,7 @@ class ReplayShard:
             if self.config.num_actions is None:
                 raise ValueError("pair sampling needs ReplayConfig.num_actions (END = n, PAD = n + 1)")
 
-    def _cumulative(self, request: SampleRequest) -> np.ndarray:
+    def _cumulative(self, request: BatchQuery) -> np.ndarray:
         key = (request.kind, request.length, request.cross_episodes)
         if key not in self._cum:
             lengths = self._ring.lengths

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pixelplan.agents.base import SampleRequest
-from pixelplan.envs.batches import PairBatch, SequenceBatch
+from pixelplan.envs.batches import BatchQuery, PairBatch, SequenceBatch
 from pixelplan.envs.trajectory import Trajectory
 
 from .config import ReplayConfig
@@ -49,18 +48,19 @@ class PendingBatch:
 class ShardedReplay:
     """Front over shard handles (``handle.call(method, ...).result()``; local or Ray placement)."""
 
-    def __init__(self, handles: list, config: ReplayConfig, first_shard: int = 0) -> None:
+    def __init__(self, handles: list, config: ReplayConfig, first_shard: int = 0, seed: int = 0) -> None:
         """``first_shard``: where this writer's round robin starts (workers pass their index, so a
-        fleet's first trajectories spread over the shards instead of all landing on shard 0)."""
+        fleet's first trajectories spread over the shards instead of all landing on shard 0).
+        ``seed``: this reader's sampling stream (each learner rank has its own, see ``seeds.py``)."""
         if len(handles) != config.shards:
             raise ValueError(f"got {len(handles)} shard handles for ReplayConfig.shards={config.shards}")
         self.handles, self.config = list(handles), config
-        self._rng = np.random.default_rng(config.seed)
+        self._rng = np.random.default_rng(seed)
         self._next_shard = first_shard % len(self.handles)
         # A LocalHandle (it has .obj) runs a call at once: prefetching would only sample early.
         self._in_flight = 0 if all(hasattr(h, "obj") for h in handles) else config.prefetch
         self._queue: deque[PendingBatch] = deque()
-        self._queued_for: SampleRequest | None = None
+        self._queued_for: BatchQuery | None = None
 
     # -- writing ----------------------------------------------------------------------------------
     def insert_async(self, data: bytes | Trajectory):
@@ -79,11 +79,11 @@ class ShardedReplay:
         self._queue.clear()
 
     # -- reading ----------------------------------------------------------------------------------
-    def counts(self, request: SampleRequest) -> np.ndarray:
+    def counts(self, request: BatchQuery) -> np.ndarray:
         pending = [h.call("count", request) for h in self.handles]
         return np.array([p.result() for p in pending], np.int64)
 
-    def start_sample(self, request: SampleRequest, seed: int | None = None) -> PendingBatch:
+    def start_sample(self, request: BatchQuery, seed: int | None = None) -> PendingBatch:
         """Split one batch over the shards and send the sample calls without waiting for them."""
         rng = np.random.default_rng(self._rng.integers(_SEED_RANGE) if seed is None else seed)
         counts = self.counts(request)
@@ -99,11 +99,11 @@ class ShardedReplay:
             parts.append((positions, call))
         return PendingBatch(request.batch_size, parts)
 
-    def sample(self, request: SampleRequest, seed: int | None = None) -> Batch:
+    def sample(self, request: BatchQuery, seed: int | None = None) -> Batch:
         """One batch drawn uniformly over every valid item in every shard."""
         return self.start_sample(request, seed).result()
 
-    def next_batch(self, request: SampleRequest) -> Batch:
+    def next_batch(self, request: BatchQuery) -> Batch:
         """Like ``sample``, with ``config.prefetch`` further batches kept in flight (Ray placement)."""
         if request != self._queued_for:
             self._queue.clear()
