@@ -11,7 +11,7 @@
 * ``acting``: the Ray runtime (2 workers x 2 envs, paper-size policy, learning held off) collecting
   with the policy on each worker and with batched inference in the planner service, side by side in
   one run; ``service_vs_worker`` = service env steps/s over worker env steps/s (> 1: the service wins).
-* Full run only: the learning test's grid-corner task (``distributed/reference_runs.py``) for seeds
+* Full run only: the learning test's grid-corner task (``distributed/offline/reference_runs.py``) for seeds
   1-3 (the test trains seed 0): greedy success rate over 30 episodes each (random walk: ~0.08).
 * Full run only: the training loop (local mode) on cartpole-swingup with the paper's networks and
   update rate but 8-window batches, for 2000 agent steps (4000 frames; 100 updates in the measured run: what a CPU
@@ -28,7 +28,7 @@ import torch
 
 from pixelplan.agents.dreamer import DreamerAgent, DreamerConfig
 from pixelplan.agents.registry import make_agent
-from pixelplan.distributed.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
+from pixelplan.distributed.offline.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
 from pixelplan.envs import make_env
 from pixelplan.envs.batches import SequenceBatch
 from pixelplan.envs.spec import EnvSpec

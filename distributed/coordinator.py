@@ -28,8 +28,8 @@ from .goalsets import EVAL_GOAL_SEED, EVAL_GOALS, load_or_build_goal_set
 from .learner import Learner
 from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
+from .offline.plots import plot_goal_grid
 from .planner_service import BatchingPlanner, PlannerService
-from .plots import plot_goal_grid
 from .replay.limiter import RateLimiter
 from .replay.shard import ReplayShard
 from .replay.sharded import ShardedReplay

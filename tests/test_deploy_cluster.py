@@ -13,7 +13,7 @@ import ray.autoscaler
 import yaml
 from ray._private.ray_constants import PROMETHEUS_SERVICE_DISCOVERY_FILE
 
-from pixelplan.distributed.sweep import RAYJOB_TEMPLATE, SweepConfig
+from pixelplan.distributed.offline.sweep import RAYJOB_TEMPLATE, SweepConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

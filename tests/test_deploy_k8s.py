@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pixelplan.distributed.cli import main
-from pixelplan.distributed.sweep import RAYJOB_TEMPLATE, RESULTS_TEMPLATE
+from pixelplan.distributed.offline.sweep import RAYJOB_TEMPLATE, RESULTS_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 RAYJOB_SCHEMA = ROOT / "k8s" / "schemas" / "rayjob.ray.io_v1.schema.json.gz"

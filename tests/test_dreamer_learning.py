@@ -18,7 +18,7 @@ import pytest
 from pixelplan.agents.registry import make_agent
 from pixelplan.distributed.coordinator import train
 from pixelplan.distributed.eval_policies import evaluate_returns
-from pixelplan.distributed.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
+from pixelplan.distributed.offline.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
 from pixelplan.envs import make_env
 
 EVAL_EPISODES = 30

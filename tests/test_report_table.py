@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pixelplan.distributed.cli import main
-from pixelplan.distributed.report import report
+from pixelplan.distributed.offline.report import report
 
 AGENT_METRICS = {"glamor": "eval/achievement", "dreamer": "eval/return"}
 ENVS = ("grid", "dmc:cartpole-balance")

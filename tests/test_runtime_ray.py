@@ -116,7 +116,7 @@ def test_policy_agents_act_through_the_service_from_every_worker(ray_cluster, tm
 ])
 def test_reward_agents_train_in_ray_mode(ray_cluster, tmp_path, agent, env, options, overrides, losses):
     from pixelplan.distributed.metrics_log import read_metrics
-    from pixelplan.distributed.plots import plot_training_curves
+    from pixelplan.distributed.offline.plots import plot_training_curves
 
     config = _config(tmp_path, agent=agent, env=env, env_options=options, agent_overrides=overrides, steps=1000,
                      checkpoint_every=20)

@@ -9,7 +9,7 @@ import yaml
 
 from pixelplan.distributed.cli import build_parser, main
 from pixelplan.distributed.commands.train import config_from_args
-from pixelplan.distributed.sweep import MAX_RAYJOB_NAME, job_name, parse_seeds
+from pixelplan.distributed.offline.sweep import MAX_RAYJOB_NAME, job_name, parse_seeds
 
 # Agents come from the agent registry; "stub" (random plans) is the runtime's plumbing agent.
 AGENTS = ("glamor", "stub")

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from pixelplan.envs import RandomGoalPolicy, evaluate, make_env, parse_env_id
 
 from ..goalsets import EVAL_GOALS, load_or_build_goal_set
-from ..plots import plot_goal_grid
+from ..offline.plots import plot_goal_grid
 
 
 def register(sub: argparse._SubParsersAction) -> None:

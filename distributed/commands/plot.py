@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plots import plot_training_curves
+    from ..offline.plots import plot_training_curves
 
     print(plot_training_curves(args.run, args.out))
     return 0

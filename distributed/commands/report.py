@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import format_table, report
+    from ..offline.report import format_table, report
 
     result = report(args.sweep_dir, args.out, args.metric)
     print(format_table(result.rows))

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sweep import RAYJOB_TEMPLATE, SweepConfig, parse_list, parse_seeds, render_sweep, write_sweep
+    from ..offline.sweep import RAYJOB_TEMPLATE, SweepConfig, parse_list, parse_seeds, render_sweep, write_sweep
 
     cfg = SweepConfig(
         name=args.name or args.out.resolve().name, agents=parse_list(args.agents, "agents"),

@@ -58,7 +58,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     from ..coordinator import train
-    from ..plots import plot_training_curves
+    from ..offline.plots import plot_training_curves
 
     config = config_from_args(args)
     result = train(config)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from ..agents.registry import AGENTS
-from ..envs.registry import parse_env_id
+from pixelplan.agents.registry import AGENTS
+from pixelplan.envs.registry import parse_env_id
 
-K8S_DIR = Path(__file__).resolve().parents[1] / "k8s"
+K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 RAYJOB_TEMPLATE = K8S_DIR / "rayjob.template.yaml"
 RESULTS_TEMPLATE = K8S_DIR / "results.template.yaml"
 RESULTS_MOUNT = "/results"

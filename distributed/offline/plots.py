@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .metrics_log import read_metrics  # noqa: E402
+from ..metrics_log import read_metrics  # noqa: E402
 
 
 def _show(ax, frame: np.ndarray) -> None:

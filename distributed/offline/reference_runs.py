@@ -7,8 +7,8 @@ these settings and why success in half of 30 greedy episodes cannot be chance.
 """
 from __future__ import annotations
 
-from .config import RunConfig
-from .replay.config import ReplayConfig
+from ..config import RunConfig
+from ..replay.config import ReplayConfig
 
 DREAMER_GRID_OPTIONS = {"reward_cell": [1, 1], "cell_px": 4}
 # The paper's discrete settings (H = 10, KL scale 0.1, tanh rewards, learned discount, epsilon-greedy

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics_log import read_metrics
+from ..metrics_log import read_metrics
 
 HEADLINE_KEYS = ("eval/achievement", "eval/return")  # GLAMOR's achievement rate, else the episode return
 AGENT_ORDER = ("glamor", "dreamer", "alm")
