@@ -40,16 +40,3 @@ def load_checkpoint(path: str | Path) -> dict:
         path = found
     return torch.load(path, map_location="cpu", weights_only=False)
 
-
-def load_goal_policy(path: str, spec):
-    """A trained goal agent from a run folder or checkpoint, as an evaluation GoalPolicy."""
-    from pixelplan.agents.registry import make_agent
-
-    from .config import RunConfig
-    from .eval_policies import AgentGoalPolicy
-
-    state = load_checkpoint(path)
-    run = RunConfig.from_dict(state["config"])
-    agent = make_agent(run.agent, spec, run.agent_overrides, device="cpu")
-    agent.load_state_dict(state["learner"]["agent"])
-    return AgentGoalPolicy(agent.plan)

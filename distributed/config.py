@@ -62,6 +62,7 @@ class RunConfig:
     worker_chunk: int = 64  # env steps per worker call (per env vector step count x envs)
     eval_every: int = 5_000  # env steps between evaluations (0: only at the end)
     eval_episodes: int = 30
+    eval_video_every: int = 0  # every k-th evaluation also logs one episode's video to TensorBoard (0: never)
     checkpoint_every: int = 500  # learner updates between checkpoints
     log_every_s: float = 2.0
     out: str = "runs/default"

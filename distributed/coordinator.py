@@ -23,7 +23,7 @@ from pixelplan.envs import evaluate, make_env
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
-from .eval_policies import AgentGoalPolicy, evaluate_returns
+from .eval_policies import AgentGoalPolicy, play_episodes
 from .goalsets import EVAL_GOAL_SEED, EVAL_GOALS, load_or_build_goal_set
 from .learner import Learner
 from .metrics import MetricsExporter
@@ -35,6 +35,7 @@ from .replay.shard import ReplayShard
 from .replay.sharded import ShardedReplay
 from .resolve import resolve_run
 from .runtime import free_port, make_runtime
+from .videos import goal_video, return_video
 from .worker import EnvWorker
 
 ACTOR_ERRORS: tuple[type[BaseException], ...] = ()
@@ -90,6 +91,7 @@ class Coordinator:
         self.stopping = threading.Event()  # stop(): finish the current calls, evaluate, checkpoint
         self.offsets = (0, 0)  # limiter counts = counters + offsets (a resumed in-memory replay starts empty)
         self.latest: dict[str, float] = {}
+        self.evaluations = 0  # in this process: every eval_video_every-th one logs a video
         self.worker_seen = {w: time.time() for w in range(run.workers)}
         self.worker_pids: dict[int, float] = {}
         self.actor_versions: dict[str, float] = {}
@@ -233,6 +235,8 @@ class Coordinator:
         """Goal achievement on the 30 evaluation goals (GLAMOR) or the mean return; ``picture``
         also draws the goal grid (goals above reached frames) into the run folder."""
         run = self.run
+        self.evaluations += 1
+        record = int(run.eval_video_every > 0 and self.evaluations % run.eval_video_every == 0)
         if self.agent.goal_conditioned:
             planner = self.planner
 
@@ -240,18 +244,23 @@ class Coordinator:
                 return planner.call("plan", obs, goals, steps_left).result()
 
             result = evaluate(lambda: make_env(run.env, **run.env_options), self.eval_goals, AgentGoalPolicy(plan),
-                              run.eval_episodes, seed=self.resolved.seeds.seed("evaluation"))
+                              run.eval_episodes, seed=self.resolved.seeds.seed("evaluation"), record=record)
             summary = result.summary()
+            videos = [goal_video(film, self.eval_goals.frames[result.goal_index[i]], self.spec.time_limit)
+                      for i, film in enumerate(result.films)]
             if picture:
                 shown = min(len(result.achieved), EVAL_GOALS)
                 plot_goal_grid(self.eval_goals.frames[result.goal_index[:shown]], result.final_frames[:shown],
                                result.achieved[:shown], self.out / "goals.png",
                                f"{run.agent} on {run.env}: achievement {result.achievement_rate:.2f}")
         else:
-            summary = evaluate_returns(run.env, run.env_options, self.agent, run.eval_episodes,
-                                       self.resolved.seeds.seed("evaluation"))
+            returns = play_episodes(run.env, run.env_options, self.agent, run.eval_episodes,
+                                    self.resolved.seeds.seed("evaluation"), record)
+            summary, videos = returns.summary(), [return_video(film) for film in returns.films]
         self.latest.update(summary)
         self.log.write(self.counters["env_steps"], summary)
+        for video in videos:
+            self.log.video("eval/video", video, self.counters["env_steps"])
         return summary
 
     # -- reporting -----------------------------------------------------------------------------

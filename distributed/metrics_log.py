@@ -1,4 +1,5 @@
-"""The run folder's metrics log: long-format CSV (always) and TensorBoard (when installed).
+"""The run folder's metrics log: long-format CSV (always) and TensorBoard (when installed), which
+also gets the evaluation videos.
 
 This module owns metrics.csv: ``MetricsLog`` writes it, ``read_metrics`` reads it for the plots and
 the report.
@@ -12,6 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from .videos import gif_bytes
 
 
 class MetricsLog:
@@ -39,6 +42,18 @@ class MetricsLog:
                 if self._tb is not None:
                     self._tb.add_scalar(key, value, env_steps)
         self._fh.flush()
+
+    def video(self, tag: str, frames: np.ndarray, env_steps: int, fps: int = 10) -> None:
+        """(T, H, W, 3) uint8 frames as an animated GIF in TensorBoard's images tab. Encoded here:
+        torch's ``add_video`` needs moviepy 1.x (``moviepy.editor`` is gone from moviepy 2)."""
+        if self._tb is None:
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        _, height, width, channels = frames.shape
+        image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=gif_bytes(frames, fps))
+        self._tb._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), env_steps)
+        self._tb.flush()
 
     def close(self) -> None:
         self._fh.close()

@@ -10,6 +10,13 @@ import numpy as np
 from .spec import EnvSpec
 
 
+def rgb_image(frame: np.ndarray) -> np.ndarray:
+    """A (C, H, W) uint8 frame, grayscale or RGB, as an (H, W, 3) image."""
+    if frame.ndim != 3 or frame.dtype != np.uint8 or frame.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (1 or 3, H, W) uint8 frame, got {frame.dtype} {frame.shape}")
+    return np.repeat(frame[0][..., None], 3, axis=-1) if frame.shape[0] == 1 else frame.transpose(1, 2, 0)
+
+
 @dataclass
 class Step:
     obs: np.ndarray
@@ -70,6 +77,13 @@ class PixelEnv(ABC):
     def frame(self) -> np.ndarray:
         """The current single frame (what a goal looks like)."""
         return self._frames[-1]
+
+    def video_frame(self) -> np.ndarray:
+        """The current frame as (H, W, 3) uint8 RGB for videos: the agent's own view (state-based
+        families override this to render their scene)."""
+        if not self.spec.pixels:
+            raise ValueError(f"{self.spec.env_id} observes states and has no renderer to record videos with")
+        return rgb_image(self.frame())
 
     def observation(self) -> np.ndarray:
         return np.concatenate(list(self._frames), axis=0)

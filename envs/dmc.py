@@ -146,6 +146,15 @@ class DMCEnv(PixelEnv):
         self._renderer.update_scene(self._env.physics.data.ptr, camera=self.camera_id)
         return self._renderer.render()
 
+    def video_frame(self) -> np.ndarray:
+        """Pixels: the agent's view. States: the camera image in colour (the renderer is built on
+        the first call, so state-based training never pays for a GL context)."""
+        if not self.from_states:
+            return super().video_frame()
+        if self._renderer is None:
+            self._renderer = self._make_renderer(max(self.size), self.fast_render)
+        return self.render_rgb()
+
     def _frame(self) -> np.ndarray:
         if self.from_states:
             obs = self._time_step.observation

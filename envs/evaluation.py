@@ -29,6 +29,15 @@ class RandomGoalPolicy:
 
 
 @dataclass
+class Film:
+    """One recorded episode: ``frames[0]`` after reset, then one per step (``PixelEnv.video_frame``)."""
+
+    frames: list[np.ndarray] = field(default_factory=list)  # (H, W, 3) uint8 each
+    rewards: list[float] = field(default_factory=list)  # one per step
+    at_goal: list[bool] = field(default_factory=list)  # goal episodes: one per frame
+
+
+@dataclass
 class EvalResult:
     goal_index: np.ndarray  # (E,)
     achieved: np.ndarray  # (E,) bool
@@ -38,6 +47,7 @@ class EvalResult:
     final_features: np.ndarray  # (E, F)
     has_optimal: bool = False
     extra: dict = field(default_factory=dict)
+    films: list[Film] = field(default_factory=list)  # the first ``record`` episodes, in episode order
 
     @property
     def achievement_rate(self) -> float:
@@ -57,8 +67,9 @@ class EvalResult:
 
 def evaluate(make_env: Callable[[], PixelEnv], goals: GoalSet, policy: GoalPolicy, episodes: int | None = None,
              seed: int = 0, batch_size: int | None = None,
-             progress: Callable[[int], None] | None = None) -> EvalResult:
-    """Run ``episodes`` goal-reaching episodes (goal i % len(goals)); judge at stop or time limit."""
+             progress: Callable[[int], None] | None = None, record: int = 0) -> EvalResult:
+    """Run ``episodes`` goal-reaching episodes (goal i % len(goals)); judge at stop or time limit.
+    The first ``record`` episodes are also filmed (``EvalResult.films``)."""
     episodes = episodes or len(goals)
     batch_size = batch_size or min(episodes, len(goals))
     envs = [make_env() for _ in range(batch_size)]
@@ -67,22 +78,35 @@ def evaluate(make_env: Callable[[], PixelEnv], goals: GoalSet, policy: GoalPolic
     try:
         for start in range(0, episodes, batch_size):
             idx = np.arange(start, min(start + batch_size, episodes))
-            records.extend(_run_batch(envs[: len(idx)], goals, idx, policy, seed))
+            records.extend(_run_batch(envs[: len(idx)], goals, idx, policy, seed, record))
             if progress:
                 progress(len(records))
     finally:
         for env in envs:
             env.close()
-    gi, ok, steps, frames, feats, opt = (np.array(col) for col in zip(*records))
+    films = [film for *_, film in records if film is not None]
+    gi, ok, steps, frames, feats, opt = (np.array(col) for col in zip(*(r[:-1] for r in records)))
     has_opt = hasattr(envs[0], "shortest_path_length")
     return EvalResult(gi, ok.astype(bool), steps, opt.astype(bool) & has_opt, frames, feats, has_opt,
-                      {"env_id": spec.env_id})
+                      {"env_id": spec.env_id}, films)
 
 
-def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, policy: GoalPolicy, seed: int):
+def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, policy: GoalPolicy, seed: int,
+               record: int = 0):
     n, limit = len(envs), envs[0].spec.time_limit
     gidx = episode_ids % len(goals)
     obs = np.stack([env.reset(seed=seed + int(e)) for env, e in zip(envs, episode_ids)])
+    films = [Film() if e < record else None for e in episode_ids]
+
+    def film(i: int, reward: float | None = None) -> None:
+        if films[i] is not None:
+            films[i].frames.append(envs[i].video_frame())
+            films[i].at_goal.append(bool(achieved(envs[i].goal_features(), goals.features[gidx[i]], goals.ranges)))
+            if reward is not None:
+                films[i].rewards.append(reward)
+
+    for i in range(n):
+        film(i)
     active, steps = np.ones(n, bool), np.zeros(n, np.int64)
     while active.any():
         ids = np.flatnonzero(active)
@@ -90,6 +114,7 @@ def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, po
         for k, i in enumerate(ids):
             step = envs[i].step(actions[k])
             obs[i], steps[i] = step.obs, steps[i] + 1
+            film(i, step.reward)
             if stop[k] or step.terminated or step.truncated:
                 active[i] = False
     out = []
@@ -97,5 +122,5 @@ def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, po
         feats = env.goal_features()
         ok = bool(achieved(feats, goals.features[gidx[i]], goals.ranges))
         best = env.shortest_path_length(goals.features[gidx[i]]) if hasattr(env, "shortest_path_length") else -1
-        out.append((gidx[i], ok, steps[i], env.frame(), feats, ok and steps[i] == best))
+        out.append((gidx[i], ok, steps[i], env.frame(), feats, ok and steps[i] == best, films[i]))
     return out

@@ -45,8 +45,7 @@ class PixelPlanGymEnv(gym.Env):
         return step.obs, step.reward, step.terminated, step.truncated, {"goal_features": self.env.goal_features()}
 
     def render(self):
-        frame = self.env.frame()
-        return np.repeat(frame[0][..., None], 3, axis=-1) if frame.shape[0] == 1 else frame.transpose(1, 2, 0)
+        return self.env.video_frame()
 
     def close(self) -> None:
         self.env.close()

@@ -7,15 +7,24 @@ tasks have no entities to reach, so goal features are empty.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for videos of the MuJoCo tasks, as envs/dmc.py
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # classic-control tasks render with pygame: no sound card needed
+
+import cv2
 import gymnasium as gym
 import numpy as np
 
 from .base import PixelEnv
 from .spec import EnvSpec
 
+VIDEO_SIDE = 240  # longest side of a video frame
+
 
 class GymStateEnv(PixelEnv):
     def __init__(self, name: str, time_limit: int | None = None, stack: int = 1, **make_kwargs) -> None:
+        make_kwargs.setdefault("render_mode", "rgb_array")  # renders only when video_frame() asks
         try:
             self._env = gym.make(name, max_episode_steps=time_limit, **make_kwargs)
         except gym.error.Error as exc:  # an unknown id, or a task whose extra is not installed
@@ -55,6 +64,20 @@ class GymStateEnv(PixelEnv):
 
     def goal_features(self) -> np.ndarray:
         return np.zeros(0)
+
+    def video_frame(self) -> np.ndarray:
+        try:
+            image = self._env.render()
+        except gym.error.DependencyNotInstalled as exc:
+            raise ValueError(f"{self.spec.env_id} cannot render a video: {exc}") from exc
+        if image is None:
+            raise ValueError(f"{self.spec.env_id} was made with render_mode={self._env.render_mode!r}: videos need "
+                             "'rgb_array'")
+        image = np.asarray(image, np.uint8)
+        scale = VIDEO_SIDE / max(image.shape[:2])  # MuJoCo tasks render 480x480: 0.7 MB a frame in memory
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return image
 
     def close(self) -> None:
         self._env.close()

