@@ -26,4 +26,4 @@ def dreamer_grid_corner(out: str, seed: int = 0, steps: int = 5000, eval_episode
     return RunConfig(agent="dreamer", env="grid", env_options=DREAMER_GRID_OPTIONS, steps=steps, seed=seed,
                      mode="local", workers=1, envs_per_worker=4, worker_chunk=16, sync_every=5, eval_every=0,
                      eval_episodes=eval_episodes, checkpoint_every=10**9, out=out, progress=False,
-                     agent_overrides={**DREAMER_GRID_OVERRIDES, "seed": seed}, replay=ReplayConfig.tiny())
+                     agent_overrides=dict(DREAMER_GRID_OVERRIDES), replay=ReplayConfig.tiny())
