@@ -68,8 +68,12 @@ class RunConfig:
 
             torch.set_num_threads(self.torch_threads)
 
+    def to_dict(self) -> dict:
+        """Plain data with the Redis password masked: what config.json and checkpoints hold."""
+        return dataclasses.asdict(dataclasses.replace(self, replay=self.replay.public()))
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
