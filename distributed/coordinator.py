@@ -12,9 +12,11 @@ import json
 import math
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -31,6 +33,8 @@ from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
 from .planner_service import BatchingPlanner, PlannerService
 from .plots import plot_goal_grid
+from .replay.config import ReplayConfig
+from .replay.errors import ReplayDataLost, ReplayStoreUnavailable
 from .replay.limiter import RateLimiter
 from .replay.shard import ReplayShard
 from .replay.sharded import ShardedReplay
@@ -44,6 +48,14 @@ try:  # a dead or restarting actor: its call is lost, the actor comes back
     ACTOR_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
 except ImportError:  # pragma: no cover
     pass
+
+
+class TrainingStopped(RuntimeError):
+    """The run ended early on purpose (a signal, a replay outage) after writing a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Coordinator:
@@ -61,6 +73,7 @@ class Coordinator:
         self.out = Path(run.out)
         if resume_state is None:
             clear_run_folder(self.out, run.overwrite)
+        run = self.run = dataclasses.replace(run, replay=scope_replay(run.replay, resume_state))
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(run.to_json())
         (self.out / "done").unlink(missing_ok=True)
@@ -94,12 +107,14 @@ class Coordinator:
                          "sampled": 0}
         self.version = 0
         self.stopping = threading.Event()  # stop(): finish the current calls, evaluate, checkpoint
+        self.stop_signal: int | None = None  # stopped by a signal: checkpoint without the final evaluation
         self.offsets = (0, 0)  # limiter counts = counters + offsets (a resumed in-memory replay starts empty)
         self.latest: dict[str, float] = {}
         self.worker_seen = {w: time.time() for w in range(run.workers)}
         self.worker_pids: dict[int, float] = {}
         self.actor_versions: dict[str, float] = {}
         self.log = MetricsLog(self.out)
+        self.acked_log = open(self.out / ACKED_FILE, "a")  # noqa: SIM115 - open for the run, closed in close()
         self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
         if resume_state is not None:
             self._restore(resume_state)
@@ -126,7 +141,7 @@ class Coordinator:
         self.version = version
 
     def checkpoint(self) -> Path:
-        state = {"config": dataclasses.asdict(self.run), "learner": self.learners[0].call("state_dict").result(),
+        state = {"config": self.run.to_dict(), "learner": self.learners[0].call("state_dict").result(),
                  "counters": dict(self.counters), "version": self.version}
         return save_checkpoint(self.out / "checkpoints", state, self.counters["updates"])
 
@@ -180,6 +195,10 @@ class Coordinator:
                     last_log = time.time()
             if pending_learn is not None:
                 self._collect_learners([p.result() for p in pending_learn])
+            if self.stop_signal is not None:
+                name = signal.Signals(self.stop_signal).name
+                raise TrainingStopped(f"stopped by {name}: checkpoint {self.checkpoint()}; continue with "
+                                      f"--resume {self.out}", 128 + self.stop_signal)
             self._publish()
             final = self.evaluate(picture=True)
             self._log(rate_mark, bar)
@@ -189,11 +208,16 @@ class Coordinator:
         except KeyboardInterrupt:
             print(f"interrupted: checkpoint {self.checkpoint()}")
             raise
+        except (ReplayStoreUnavailable, ReplayDataLost) as exc:
+            raise TrainingStopped(f"replay failed, run stopped: {exc}; checkpoint {self.checkpoint()}; "
+                                  f"continue with --resume {self.out} once Redis is back") from exc
         finally:
             bar.close()
 
-    def stop(self) -> None:
-        """Ask the loop to wrap up (from another thread or a signal handler)."""
+    def stop(self, signum: int | None = None) -> None:
+        """Ask the loop to wrap up (from another thread or a signal handler). After a signal it
+        checkpoints and raises TrainingStopped instead of evaluating: a pod has seconds, not minutes."""
+        self.stop_signal = signum
         self.stopping.set()
 
     def _limiter_counts(self) -> tuple[int, int]:
@@ -217,6 +241,8 @@ class Coordinator:
             self.worker_pids[w] = result["pid"]
         for key in ("env_steps", "episodes", "inserted_steps"):
             self.counters[key] += int(result[key])
+        self.acked_log.write("".join(f"{uid}\n" for uid in result.get("acked", ())))
+        self.acked_log.flush()
         self.actor_versions[f"worker{w}"] = result["version"]
         if not math.isnan(result["return"]):
             self.latest["train/return"] = result["return"]
@@ -295,10 +321,47 @@ class Coordinator:
             except Exception:  # noqa: BLE001 - best effort while shutting down
                 pass
         self.log.close()
+        self.acked_log.close()
         self.runtime.shutdown()
 
 
-RUN_FILES = ("metrics.csv", "done", "curves.png", "goals.png", "planner_grpc_address", "checkpoints", "tb")
+ACKED_FILE = "acked_trajectories.txt"  # uid of every trajectory replay acknowledged, one a line (an audit trail)
+RUN_FILES = ("metrics.csv", "done", "curves.png", "goals.png", "planner_grpc_address", "checkpoints", "tb", ACKED_FILE)
+
+
+def scope_replay(replay: ReplayConfig, resume_state: dict | None) -> ReplayConfig:
+    """A fresh run gets its own run_id (and its Redis markers); a resumed one the checkpoint's, so Redis
+    hands its contents back and no run ever starts with another run's transitions."""
+    if resume_state is not None:
+        return dataclasses.replace(replay, run_id=resume_state["config"]["replay"].get("run_id"))
+    replay = dataclasses.replace(replay, run_id=uuid.uuid4().hex[:12])
+    if replay.backend == "redis":
+        from .replay.redis_store import create_run
+
+        create_run(replay.redis_url, replay.key_prefix, replay.shards)
+    return replay
+
+
+@contextmanager
+def stop_on_signals(coordinator: Coordinator):
+    """SIGTERM (Kubernetes, ``ray job stop``) and SIGINT make the loop checkpoint and stop; a second
+    signal interrupts at once (still with a checkpoint). Only the main thread can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame) -> None:
+        if coordinator.stopping.is_set() and coordinator.stop_signal is not None:
+            raise KeyboardInterrupt
+        print(f"{signal.Signals(signum).name}: finishing the current calls, then a checkpoint", flush=True)
+        coordinator.stop(signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def clear_run_folder(out: Path, overwrite: bool) -> None:
@@ -319,6 +382,7 @@ def train(run: RunConfig) -> dict[str, float]:
     """Train one run to completion; returns the final counters and evaluation."""
     coordinator = Coordinator(run)
     try:
-        return coordinator.train()
+        with stop_on_signals(coordinator):
+            return coordinator.train()
     finally:
         coordinator.close()

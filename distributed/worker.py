@@ -20,7 +20,10 @@ from pixelplan.envs import TrajectoryBuilder, make_env
 from .config import RunConfig
 from .goalsets import load_or_build_goal_set
 from .handles import Handle
+from .replay.errors import ReplayStoreUnavailable
 from .replay.sharded import ShardedReplay
+
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.05, 2.0  # backoff between resends while the replay store is out
 
 
 class EnvWorker:
@@ -51,7 +54,9 @@ class EnvWorker:
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
         self.recent_returns: list[float] = []
         self.started = time.time()
-        self.unacked: list = []  # (pending insert, transitions): counted once the shard acknowledges
+        # (shard, bytes, uid, transitions, pending insert): kept until the shard acknowledges, resent while Redis
+        # is out. At most one call's episodes (run() confirms them all before it returns).
+        self.unacked: list = []
 
     # -- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, weights) -> int:
@@ -110,12 +115,10 @@ class EnvWorker:
                     ended = step.terminated or step.truncated
                 if ended:
                     self._finish(i)
-        for ack, transitions in self.unacked:  # a call reports only acknowledged inserts
-            ack.result()
-            self.counters["inserted_steps"] += transitions
-        self.unacked = []
+        acked = self._confirm_inserts()  # a call reports only acknowledged inserts
         self.counters["env_steps"] += done_steps
         return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
+                "acked": acked,
                 "pid": float(os.getpid()), "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
 
     def _finish(self, i: int) -> None:
@@ -125,9 +128,35 @@ class EnvWorker:
             return  # an empty plan: nothing happened, nothing to learn from
         traj = builder.finish()
         # Inserts overlap with stepping; run() waits for every acknowledgement before it reports.
-        self.unacked.append((self.replay.insert_async(traj.to_bytes()), len(traj)))
+        shard, blob = self.replay.pick_shard(), traj.to_bytes()
+        self.unacked.append((shard, blob, traj.uid, len(traj), self.replay.insert_async(blob, shard)))
         self.counters["episodes"] += 1
         self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
+
+    def _confirm_inserts(self) -> list[str]:
+        """Wait for every pending insert; while Redis is out, resend to the same shard (which drops a
+        copy that did land, by uid) with backoff, for at most ``replay.outage_limit_s``."""
+        limit, acked = self.run_config.replay.outage_limit_s, []
+        while self.unacked:
+            shard, blob, uid, transitions, pending = self.unacked[0]
+            delay, deadline = _RETRY_FIRST_S, None
+            while True:
+                try:
+                    pending.result()
+                    break
+                except ReplayStoreUnavailable as exc:
+                    now = time.monotonic()
+                    deadline = deadline or now + limit
+                    if now >= deadline:
+                        raise ReplayStoreUnavailable(f"{exc} (still failing after {limit:g} s of retries; "
+                                                     f"{len(self.unacked)} trajectories unacknowledged)") from None
+                    time.sleep(min(delay, deadline - now))
+                    delay = min(2 * delay, _RETRY_MAX_S)
+                    pending = self.replay.insert_async(blob, shard)
+            self.unacked.pop(0)
+            self.counters["inserted_steps"] += transitions
+            acked.append(uid)
+        return acked
 
     def stats(self) -> dict[str, float]:
         return {**{k: float(v) for k, v in self.counters.items()}, "version": float(self.version),
