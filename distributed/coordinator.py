@@ -104,7 +104,7 @@ class Coordinator:
                            | {f"worker {w}": h for w, h in enumerate(self.workers)})
         self.grpc_address = self._serve_grpc() if self.planner is not None and run.planner.grpc_port is not None else None
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "updates": 0, "worker_restarts": 0,
-                         "sampled": 0}
+                         "sampled": 0, "insert_resends": 0}
         self.version = 0
         self.stopping = threading.Event()  # stop(): finish the current calls, evaluate, checkpoint
         self.stop_signal: int | None = None  # stopped by a signal: checkpoint without the final evaluation
@@ -239,7 +239,7 @@ class Coordinator:
         if self.worker_pids.setdefault(w, result["pid"]) != result["pid"]:  # Ray restarted it and retried the call
             self.counters["worker_restarts"] += 1
             self.worker_pids[w] = result["pid"]
-        for key in ("env_steps", "episodes", "inserted_steps"):
+        for key in ("env_steps", "episodes", "inserted_steps", "insert_resends"):
             self.counters[key] += int(result[key])
         self.acked_log.write("".join(f"{uid}\n" for uid in result.get("acked", ())))
         self.acked_log.flush()

@@ -51,7 +51,7 @@ class EnvWorker:
                                           stop_at_plan_end=getattr(config, "stop_at_plan_end", True))
                          if self.goals is not None else None)
         self.returns = np.zeros(len(self.envs))
-        self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
+        self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "insert_resends": 0}
         self.recent_returns: list[float] = []
         self.started = time.time()
         # (shard, bytes, uid, transitions, pending insert): kept until the shard acknowledges, resent while Redis
@@ -153,6 +153,7 @@ class EnvWorker:
                     time.sleep(min(delay, deadline - now))
                     delay = min(2 * delay, _RETRY_MAX_S)
                     pending = self.replay.insert_async(blob, shard)
+                    self.counters["insert_resends"] += 1
             self.unacked.pop(0)
             self.counters["inserted_steps"] += transitions
             acked.append(uid)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import redis
@@ -16,19 +18,26 @@ def free_port() -> int:
 
 
 class LocalRedisServer:
-    """A redis-server child process without persistence; ``stop()`` kills it, ``start()`` starts it again."""
+    """A redis-server child process; ``stop()`` kills it, ``start()`` starts it again on the same port.
 
-    def __init__(self, port: int | None = None) -> None:
+    Without persistence by default (a restart loses everything); ``appendonly=True`` keeps an
+    append-only file fsynced on every write in a temporary folder, so even a SIGKILL loses nothing.
+    """
+
+    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise FileNotFoundError("redis-server not found on PATH (Debian/Ubuntu: apt-get install -y redis-server)")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
+        self._data = tempfile.TemporaryDirectory(prefix="pixelplan-redis-") if appendonly else None
 
     def start(self, timeout: float = 10.0) -> LocalRedisServer:
+        persistence = (["--appendonly", "yes", "--appendfsync", "always", "--dir", self._data.name] if self._data
+                       else ["--appendonly", "no"])
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
@@ -44,9 +53,9 @@ class LocalRedisServer:
             finally:
                 client.close()
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            self.process.send_signal(sig)
             self.process.wait()
         self.process = None
 
@@ -55,3 +64,5 @@ class LocalRedisServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        if self._data is not None:
+            self._data.cleanup()

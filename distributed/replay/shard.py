@@ -35,6 +35,7 @@ class ReplayShard:
         self._counts = {"inserts": 0, "inserted_steps": 0, "samples": 0, "sample_calls": 0, "evictions": 0,
                         "duplicates": 0, "corrupt_skipped": 0}
         self._uids: dict[str, int] = {}  # uid -> seq of every stored trajectory that has one
+        self._uid_of: dict[int, str] = {}  # seq -> uid, to forget evicted ones
         self._store = None
         self._store_in_doubt = False  # a write failed mid-flight: Redis may hold it, memory does not
         if config.backend == "redis":
@@ -76,14 +77,15 @@ class ReplayShard:
         self._ring.evict(evict)
         self._ring.append(traj, seq)
         if traj.uid:
-            self._uids[traj.uid] = seq
+            self._uids[traj.uid], self._uid_of[seq] = seq, traj.uid
         self._counts["evictions"] += evict
         self._invalidate()
 
     def _forget(self, seqs: np.ndarray) -> None:
-        if len(seqs) and self._uids:
-            gone = set(seqs.tolist())
-            self._uids = {uid: seq for uid, seq in self._uids.items() if seq not in gone}
+        for seq in seqs.tolist():
+            uid = self._uid_of.pop(seq, "")
+            if self._uids.get(uid) == seq:
+                del self._uids[uid]
 
     def _recover(self) -> None:
         """Rebuild memory from Redis (at start, or after a write whose outcome is unknown).
@@ -96,6 +98,7 @@ class ReplayShard:
         ring = self._ring
         ring.clear()
         self._uids.clear()
+        self._uid_of.clear()
         bad = []
         for seq, blob in stored:
             try:
@@ -239,8 +242,7 @@ class ReplayShard:
     # -- reporting --------------------------------------------------------------------------------
     def trajectory_ids(self) -> list[str]:
         """uids of the stored trajectories, oldest first (the fault tests check identity with them)."""
-        by_seq = {seq: uid for uid, seq in self._uids.items()}
-        return [by_seq.get(int(seq), "") for seq in self._ring.seqs]
+        return [self._uid_of.get(seq, "") for seq in self._ring.seqs.tolist()]
 
     def stats(self) -> dict[str, float]:
         return {
