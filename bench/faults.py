@@ -59,10 +59,11 @@ def stored_uids(url: str, replay: ReplayConfig) -> Counter:
 
 def tally(acked: list[str], stored: Counter) -> dict:
     unique = set(acked)
-    recovered = sum(1 for uid in unique if stored[uid] >= 1)
-    return {"acknowledged": len(unique), "recovered": recovered,
-            "duplicated": sum(1 for count in stored.values() if count > 1),
-            "acked_twice": len(acked) - len(unique), "lost": len(unique) - recovered}
+    missing = sorted(uid for uid in unique if stored[uid] == 0)
+    doubled = sorted(uid for uid, count in stored.items() if count > 1)
+    return {"acknowledged": len(unique), "recovered": len(unique) - len(missing), "duplicated": len(doubled),
+            "acked_twice": len(acked) - len(unique), "lost": len(missing),
+            "missing_uids": missing[:5], "duplicated_uids": doubled[:5]}
 
 
 def intact(counts: dict) -> bool:
