@@ -80,10 +80,14 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # weights_only refused a global: the file wants to run code
-        why = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), type(exc).__name__)
-        raise CheckpointError(f"checkpoint {path} holds more than tensors and plain data; refusing to load "
-                              f"it ({why[:200]})") from None
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        wants_code = next((line for line in lines if "GLOBAL" in line), None)  # weights_only refused a global
+        if wants_code:
+            raise CheckpointError(f"checkpoint {path} holds more than tensors and plain data; refusing to load "
+                                  f"it ({wants_code[:200]})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({lines[-1][:120] if lines else 'unpickling'})"
+                              ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__})") from None
     if not isinstance(state, dict) or not {"config", "learner"} <= state.keys():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 PASSWORD_ENV = "PIXELPLAN_REDIS_PASSWORD"
@@ -19,24 +19,31 @@ PASSWORD_FILE_ENV = "PIXELPLAN_REDIS_PASSWORD_FILE"
 
 def redact_url(url: str | None) -> str | None:
     """``url`` with its password (if any) replaced by ``***``; safe to write and print."""
-    if not url:
+    if not url or urlsplit(url).password in (None, MASK):
         return url
+    return _with_password(url, MASK)
+
+
+def without_password(url: str) -> str:
+    """``url`` with no password at all (redis-py lets a URL's password win over the one passed beside it)."""
+    return url if urlsplit(url).password is None else _with_password(url, None)
+
+
+def _with_password(url: str, password: str | None) -> str:
     parts = urlsplit(url)
-    if parts.password is None or parts.password == MASK:
-        return url
-    user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    netloc = f"{user}:{MASK}@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = parts.username or ""
+    userinfo = f"{user}:{password}@" if password is not None else (f"{user}@" if user else "")
+    return urlunsplit(parts._replace(netloc=userinfo + host + (f":{parts.port}" if parts.port is not None else "")))
 
 
 def url_password(url: str) -> str | None:
     """The password to connect with: the URL's own, else the environment variable, else the file."""
     password = urlsplit(url).password
     if password is not None and password != MASK:
-        return password
+        return unquote(password)
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV]
     path = os.environ.get(PASSWORD_FILE_ENV)

@@ -24,7 +24,7 @@ class LocalRedisServer:
     append-only file fsynced on every write in a temporary folder, so even a SIGKILL loses nothing.
     """
 
-    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(self, port: int | None = None, appendonly: bool = False, password: str | None = None) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise FileNotFoundError("redis-server not found on PATH (Debian/Ubuntu: apt-get install -y redis-server)")
@@ -32,14 +32,16 @@ class LocalRedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
         self._data = tempfile.TemporaryDirectory(prefix="pixelplan-redis-") if appendonly else None
+        self.password = password  # requirepass; ``url`` leaves it out (pass it separately, as users should)
 
     def start(self, timeout: float = 10.0) -> LocalRedisServer:
         persistence = (["--appendonly", "yes", "--appendfsync", "always", "--dir", self._data.name] if self._data
                        else ["--appendonly", "no"])
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while True:
             try:

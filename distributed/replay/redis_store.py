@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .credentials import redact_url, url_password
+from .credentials import redact_url, url_password, without_password
 from .errors import ReplayDataLost, ReplayStoreUnavailable
 
 _READ_CHUNK = 32  # trajectories per pipelined read while recovering (long pipelines are slower)
@@ -59,8 +59,7 @@ class RedisTrajectoryStore:
         self.prefix = f"{key_prefix}:replay:{shard_id}:"
         # No retries: a failed write must surface at once (the writer resends; the marker and the
         # sequence check make a resend safe).
-        self.client = redis.Redis.from_url(url, password=url_password(url), socket_connect_timeout=2.0,
-                                           socket_timeout=30.0, retry=Retry(NoBackoff(), 0))
+        self.client = connect(url, socket_timeout=30.0, retry=Retry(NoBackoff(), 0))
         self._write = self.client.register_script(_WRITE)
         self._quarantine = self.client.register_script(_QUARANTINE)
         self.marker = self._guard(self._open_marker, create)
@@ -71,10 +70,10 @@ class RedisTrajectoryStore:
     def _guard(self, fn, *args):
         try:
             return fn(*args)
+        except redis.AuthenticationError as exc:  # a subclass of ConnectionError
+            raise ValueError(f"Redis replay store at {self.url} refused the credentials: {exc}") from None
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise ReplayStoreUnavailable(f"Redis replay store at {self.url} is unreachable: {exc}") from exc
-        except redis.AuthenticationError as exc:
-            raise ReplayStoreUnavailable(f"Redis replay store at {self.url} refused the credentials: {exc}") from exc
 
     def _open_marker(self, create: bool) -> str:
         key = self.prefix + "marker"
@@ -139,12 +138,20 @@ class RedisTrajectoryStore:
         self.client.close()
 
 
+def connect(url: str, **kwargs) -> redis.Redis:
+    """A client for ``url`` with its password from the URL, the environment or a file (credentials.py)."""
+    return redis.Redis.from_url(without_password(url), password=url_password(url), socket_connect_timeout=2.0,
+                                **kwargs)
+
+
 def create_run(url: str, key_prefix: str, shards: int) -> None:
     """Start a run's replay in Redis (its shards' markers): shards of a run with a run_id never do."""
-    client = redis.Redis.from_url(url, password=url_password(url), socket_connect_timeout=2.0)
+    client = connect(url)
     try:
         for shard_id in range(shards):
             client.set(f"{key_prefix}:replay:{shard_id}:marker", uuid.uuid4().hex, nx=True)
+    except redis.AuthenticationError as exc:
+        raise ValueError(f"Redis replay store at {redact_url(url)} refused the credentials: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise ReplayStoreUnavailable(f"Redis replay store at {redact_url(url)} is unreachable: {exc}") from exc
     finally:
