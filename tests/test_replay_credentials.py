@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 
-from pixelplan.distributed.commands.train import config_from_args
 from pixelplan.distributed.cli import build_parser
+from pixelplan.distributed.commands.train import config_from_args
 from pixelplan.distributed.config import RunConfig
 from pixelplan.distributed.coordinator import train
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard, ReplayStoreUnavailable
