@@ -3,6 +3,8 @@
 Each case (bench/faults.py, also run by ``python -m pixelplan.bench faults``) compares the uids of
 every trajectory replay acknowledged with the uids Redis holds afterwards.
 """
+import dataclasses
+
 import pytest
 
 from pixelplan.bench import faults
@@ -45,3 +47,25 @@ def test_a_corrupt_blob_is_skipped_counted_and_set_aside_and_the_shard_stays_con
     assert_every_acknowledged_once(result)  # every acknowledged trajectory but the corrupted one
     assert result["corrupt_skipped"] == 1 and result["victim_held"] == 0 and result["set_aside_in_redis"]
     assert result["inserts_and_samples_after"]
+
+
+def test_each_run_gets_its_own_keys_and_resume_gets_its_contents_back(redis_server, tmp_path):
+    from pixelplan.distributed.coordinator import Coordinator, train
+
+    first = faults.run_config(tmp_path / "a", redis_server.url, 600)
+    train(first)
+    kept = faults.stored_uids(redis_server.url, faults.saved_replay(tmp_path / "a"))
+    assert set(faults.acked_uids(tmp_path / "a")) <= set(kept) and max(kept.values()) == 1
+    for out, env in ((tmp_path / "b", "grid"), (tmp_path / "c", "grid:four-rooms")):  # same Redis, fresh runs
+        coordinator = Coordinator(dataclasses.replace(faults.run_config(out, redis_server.url, 600), env=env))
+        try:
+            assert coordinator.replay.num_transitions() == 0  # nothing of run a, whatever its env
+            assert coordinator.run.replay.run_id != faults.saved_replay(tmp_path / "a").run_id
+        finally:
+            coordinator.close()
+    resumed = Coordinator(dataclasses.replace(first, resume=str(tmp_path / "a"), steps=900))
+    try:
+        held = [uid for shard in resumed.shards for uid in shard.obj.trajectory_ids()]
+        assert sorted(held) == sorted(kept)  # the same trajectories, by identity, once each
+    finally:
+        resumed.close()
