@@ -118,13 +118,13 @@ class Background:
 
 
 # -- the cases --------------------------------------------------------------------------------------
-def redis_restart_case(quick: bool = False) -> dict:
+def redis_restart_case(quick: bool = False, mode: str = "local") -> dict:
     """redis-server (appendonly, fsync always) SIGKILLed mid-run and restarted 2 s later: workers hold
-    their unacknowledged trajectories and resend them; training goes on."""
+    their unacknowledged trajectories and resend them; training goes on. ``mode="ray"`` needs ray.init()."""
     steps = 1500 if quick else 5000
     with tempfile.TemporaryDirectory() as tmp, LocalRedisServer(appendonly=True) as server:
         out = Path(tmp) / "run"
-        run = Background(run_config(out, server.url, steps))
+        run = Background(run_config(out, server.url, steps, mode=mode, workers=2 if mode == "ray" else 1))
         run.wait_for("inserted_steps", steps // 3)
         server.stop()
         time.sleep(2.0)
@@ -296,6 +296,7 @@ def run(quick: bool) -> dict:
     try:
         for target in ("worker", "shard"):
             results[f"{target}_kill"] = _timed(lambda q, t=target: ray_kill_case(t, q), quick)
+        results["redis_restart_ray"] = _timed(lambda q: redis_restart_case(q, mode="ray"), quick)
         results["planner_kill"] = _planner_kill(quick)
     finally:
         ray.shutdown()

@@ -209,7 +209,8 @@ class Coordinator:
             print(f"interrupted: checkpoint {self.checkpoint()}")
             raise
         except (ReplayStoreUnavailable, ReplayDataLost) as exc:
-            raise TrainingStopped(f"replay failed, run stopped: {exc}; checkpoint {self.checkpoint()}; "
+            cause = getattr(exc, "cause", None) or exc  # through Ray: the remote error itself, not its traceback
+            raise TrainingStopped(f"replay failed, run stopped: {cause}; checkpoint {self.checkpoint()}; "
                                   f"continue with --resume {self.out} once Redis is back") from exc
         finally:
             bar.close()

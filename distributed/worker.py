@@ -148,7 +148,8 @@ class EnvWorker:
                     now = time.monotonic()
                     deadline = deadline or now + limit
                     if now >= deadline:
-                        raise ReplayStoreUnavailable(f"{exc} (still failing after {limit:g} s of retries; "
+                        cause = getattr(exc, "cause", None) or exc  # through Ray: the shard's own error, one line
+                        raise ReplayStoreUnavailable(f"{cause} (still failing after {limit:g} s of retries; "
                                                      f"{len(self.unacked)} trajectories unacknowledged)") from None
                     time.sleep(min(delay, deadline - now))
                     delay = min(2 * delay, _RETRY_MAX_S)
