@@ -95,6 +95,7 @@ class ReplayShard:
         half-applied: the shard holds exactly the good ones, and Redis sets the bad ones aside.
         """
         stored, counters = list(self._store.load()), self._store.counters()
+        self._store_in_doubt = True  # until memory and Redis agree again (an outage below leaves it so)
         ring = self._ring
         ring.clear()
         self._uids.clear()
@@ -114,7 +115,6 @@ class ReplayShard:
         self._counts["inserts"] = counters.get("inserts", 0)
         self._counts["inserted_steps"] = counters.get("inserted_steps", 0)
         if bad:
-            self._store_in_doubt = True  # until Redis has set them aside too
             self._store.quarantine(bad)
             self._counts["corrupt_skipped"] += len(bad)
         self._store_in_doubt = False
