@@ -69,3 +69,49 @@ def test_each_run_gets_its_own_keys_and_resume_gets_its_contents_back(redis_serv
         assert sorted(held) == sorted(kept)  # the same trajectories, by identity, once each
     finally:
         resumed.close()
+
+
+def _shard(server, run_id=None):
+    from pixelplan.distributed.replay import ReplayConfig, ReplayShard
+
+    return ReplayShard(ReplayConfig(capacity=500, num_actions=4, backend="redis", redis_url=server.url,
+                                    namespace="live", run_id=run_id), 0)
+
+
+def test_a_flushed_redis_is_noticed_by_the_live_shard_and_never_written_over(redis_server, synth):
+    import redis
+
+    from pixelplan.distributed.replay import ReplayShard
+    from pixelplan.distributed.replay.errors import ReplayDataLost
+    from pixelplan.distributed.replay.redis_store import create_run
+
+    create_run(redis_server.url, "live:r1", 1)
+    shard = _shard(redis_server, "r1")
+    shard.insert(synth.trajectory(10, 0))
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()  # same connection, no restart: only the run marker can tell
+    with pytest.raises(ReplayDataLost, match="lost this run's replay data.*appendonly yes"):
+        shard.insert(synth.trajectory(10, 1))
+    assert client.keys("*") == [] and shard.num_transitions() == 10
+    with pytest.raises(ReplayDataLost):  # a restarted shard of the run refuses to start afresh
+        ReplayShard(shard.config, 0)
+    assert client.keys("*") == []
+
+
+def test_two_writers_of_one_shard_never_reuse_a_sequence_number(redis_server, synth):
+    import redis
+
+    from pixelplan.distributed.replay import ReplayStoreUnavailable
+
+    first, second = _shard(redis_server), _shard(redis_server)  # e.g. a zombie and its restarted copy
+    a, b, c = (synth.trajectory(10 + i, i) for i in range(3))
+    first.insert(a)
+    for writer, traj in ((second, b), (first, c)):  # each believes a seq the other has used: Redis refuses
+        with pytest.raises(ReplayStoreUnavailable, match="already used sequence"):
+            writer.insert(traj)
+        writer.insert(traj)  # the worker's resend: the shard resyncs from Redis first, then writes
+    client = redis.Redis.from_url(redis_server.url)
+    seqs = [int(s) for s in client.lrange("live:replay:0:index", 0, -1)]
+    assert seqs == sorted(set(seqs)) and len(seqs) == 3
+    held = _shard(redis_server).trajectory_ids()
+    assert sorted(held) == sorted([a.uid, b.uid, c.uid])  # each once, none written over
