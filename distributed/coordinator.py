@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -212,8 +213,19 @@ class Coordinator:
             cause = getattr(exc, "cause", None) or exc  # through Ray: the remote error itself, not its traceback
             raise TrainingStopped(f"replay failed, run stopped: {cause}; checkpoint {self.checkpoint()}; "
                                   f"continue with --resume {self.out} once Redis is back") from exc
+        except TrainingStopped:  # a signal: the checkpoint is already written
+            raise
+        except Exception:  # any other crash: keep the learner's work if it can still be had, then fail loudly
+            print(f"training failed; {self._checkpoint_if_possible()}", file=sys.stderr, flush=True)
+            raise
         finally:
             bar.close()
+
+    def _checkpoint_if_possible(self) -> str:
+        try:
+            return f"checkpoint {self.checkpoint()}"
+        except Exception as exc:  # noqa: BLE001 - the learner may be what failed
+            return f"no checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
 
     def stop(self, signum: int | None = None) -> None:
         """Ask the loop to wrap up (from another thread or a signal handler). After a signal it

@@ -22,7 +22,7 @@ def test_sigterm_to_pixelplan_train_checkpoints_and_resume_keeps_every_trajector
     assert result["recovered"] == result["acknowledged"] and result["acked_twice"] == 0
 
 
-def test_sigint_in_local_mode_checkpoints_the_current_state(tmp_path):
+def test_sigint_in_local_mode_checkpoints_the_current_state(tmp_path, capsys):
     config = RunConfig(agent="stub", env="grid", steps=10**7, seed=1, out=str(tmp_path / "run"), progress=False,
                        eval_every=0, checkpoint_every=10**6, worker_chunk=50, log_every_s=0.2,
                        agent_overrides={"min_steps_learn": 200, "batch_size": 8})
@@ -31,9 +31,31 @@ def test_sigint_in_local_mode_checkpoints_the_current_state(tmp_path):
     with pytest.raises(TrainingStopped, match="stopped by SIGINT: checkpoint .*ckpt-.*--resume") as caught:
         train(config)
     timer.cancel()
-    assert caught.value.exit_code == 128 + signal.SIGINT
+    assert caught.value.exit_code == 128 + signal.SIGINT and "training failed" not in capsys.readouterr().err
+    assert len(list((tmp_path / "run" / "checkpoints").glob("ckpt-*.pt"))) == 1
     state = load_checkpoint(tmp_path / "run")
     assert state["counters"]["env_steps"] > 0 and not (tmp_path / "run" / "done").exists()
     resumed = train(dataclasses.replace(config, steps=state["counters"]["env_steps"] + 200,
                                         resume=str(tmp_path / "run")))
     assert resumed["env_steps"] >= state["counters"]["env_steps"] + 200
+
+
+def test_a_crash_in_the_loop_still_leaves_a_checkpoint(tmp_path, monkeypatch, capsys):
+    from pixelplan.distributed.worker import EnvWorker
+
+    config = RunConfig(agent="stub", env="grid", steps=10**6, seed=1, out=str(tmp_path / "run"), progress=False,
+                       eval_every=0, checkpoint_every=10**6, worker_chunk=50,
+                       agent_overrides={"min_steps_learn": 200, "batch_size": 8})
+    real_run, calls = EnvWorker.run, []
+
+    def run_then_crash(self, *args):
+        calls.append(1)
+        if len(calls) > 20:
+            raise RuntimeError("env crashed")
+        return real_run(self, *args)
+
+    monkeypatch.setattr(EnvWorker, "run", run_then_crash)
+    with pytest.raises(RuntimeError, match="env crashed"):
+        train(config)
+    assert "training failed; checkpoint" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "run")["counters"]["env_steps"] >= 20 * 50
