@@ -112,9 +112,8 @@ def load_checkpoint(path: str | Path) -> dict:
         except CheckpointError as exc:
             skipped.append(str(exc))
             continue
-        if skipped:
-            print(f"resuming from {candidate}; skipped newer unusable checkpoints: {'; '.join(skipped)}",
-                  file=sys.stderr, flush=True)
+        newer = f"; skipped newer unusable checkpoints: {'; '.join(skipped)}" if skipped else ""
+        print(f"using checkpoint {candidate}{newer}", file=sys.stderr, flush=True)
         return state
     raise CheckpointError(f"no loadable checkpoint in {path}: {'; '.join(skipped)}")
 
