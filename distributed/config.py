@@ -96,6 +96,10 @@ class RunConfig:
 
             torch.set_num_threads(self.torch_threads)
 
+    def to_dict(self) -> dict:
+        """Plain data with the Redis password masked: what config.json and checkpoints hold."""
+        return dataclasses.asdict(dataclasses.replace(self, replay=self.replay.public()))
+
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
         data = {k: v for k, v in data.items() if k != "resolved"}  # config.json also records the resolution

@@ -12,9 +12,12 @@ import json
 import math
 import os
 import shutil
+import signal
+import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
@@ -30,6 +33,8 @@ from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
 from .offline.plots import plot_goal_grid
 from .planner_service import BatchingPlanner, PlannerService
+from .replay.config import ReplayConfig
+from .replay.errors import ReplayDataLost, ReplayStoreUnavailable
 from .replay.limiter import RateLimiter
 from .replay.shard import ReplayShard
 from .replay.sharded import ShardedReplay
@@ -47,6 +52,14 @@ except ImportError:  # pragma: no cover
     pass
 
 
+class TrainingStopped(RuntimeError):
+    """The run ended early on purpose (a signal, a replay outage) after writing a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class Coordinator:
     """Resolves the run, starts its components, and only then touches the run folder."""
 
@@ -57,6 +70,9 @@ class Coordinator:
         else:
             check_run_folder(Path(run.out), run.overwrite)
         self.resolved, self.agent = resolve_run(run)  # every bad setting is refused here; the agent evaluates
+        # Only a valid run gets a replay run_id (and, with Redis, its markers); a resumed one keeps its own.
+        replay = scope_replay(self.resolved.config.replay, resume_state)
+        self.resolved = dataclasses.replace(self.resolved, config=dataclasses.replace(self.resolved.config, replay=replay))
         run = self.run = self.resolved.config
         run.apply_threads()
         self.out = Path(run.out)
@@ -86,9 +102,10 @@ class Coordinator:
                            | {f"learner {r}": h for r, h in enumerate(self.learners)}
                            | {f"worker {w}": h for w, h in enumerate(self.workers)})
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "updates": 0, "worker_restarts": 0,
-                         "sampled": 0}
+                         "sampled": 0, "insert_resends": 0}
         self.version = 0
         self.stopping = threading.Event()  # stop(): finish the current calls, evaluate, checkpoint
+        self.stop_signal: int | None = None  # stopped by a signal: checkpoint without the final evaluation
         self.offsets = (0, 0)  # limiter counts = counters + offsets (a resumed in-memory replay starts empty)
         self.latest: dict[str, float] = {}
         self.evaluations = 0  # in this process: every eval_video_every-th one logs a video
@@ -105,6 +122,7 @@ class Coordinator:
         (self.out / "done").unlink(missing_ok=True)
         self.grpc_address = self._serve_grpc() if self.planner is not None and run.planner.grpc_port is not None else None
         self.log = MetricsLog(self.out)
+        self.acked_log = open(self.out / ACKED_FILE, "a")  # noqa: SIM115 - open for the run, closed in close()
         self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
         self._publish()
 
@@ -129,7 +147,7 @@ class Coordinator:
         self.version = version
 
     def checkpoint(self) -> Path:
-        state = {"config": dataclasses.asdict(self.run), "learner": self.learners[0].call("state_dict").result(),
+        state = {"config": self.run.to_dict(), "learner": self.learners[0].call("state_dict").result(),
                  "counters": dict(self.counters), "version": self.version}
         return save_checkpoint(self.out / "checkpoints", state, self.counters["updates"])
 
@@ -183,6 +201,10 @@ class Coordinator:
                     last_log = time.time()
             if pending_learn is not None:
                 self._collect_learners([p.result() for p in pending_learn])
+            if self.stop_signal is not None:
+                name = signal.Signals(self.stop_signal).name
+                raise TrainingStopped(f"stopped by {name}: checkpoint {self.checkpoint()}; continue with "
+                                      f"--resume {self.out}", 128 + self.stop_signal)
             self._publish()
             final = self.evaluate(picture=True)
             self._log(rate_mark, bar)
@@ -192,11 +214,28 @@ class Coordinator:
         except KeyboardInterrupt:
             print(f"interrupted: checkpoint {self.checkpoint()}")
             raise
+        except (ReplayStoreUnavailable, ReplayDataLost) as exc:
+            cause = getattr(exc, "cause", None) or exc  # through Ray: the remote error itself, not its traceback
+            raise TrainingStopped(f"replay failed, run stopped: {cause}; checkpoint {self.checkpoint()}; "
+                                  f"continue with --resume {self.out} once Redis is back") from exc
+        except TrainingStopped:  # a signal: the checkpoint is already written
+            raise
+        except Exception:  # any other crash: keep the learner's work if it can still be had, then fail loudly
+            print(f"training failed; {self._checkpoint_if_possible()}", file=sys.stderr, flush=True)
+            raise
         finally:
             bar.close()
 
-    def stop(self) -> None:
-        """Ask the loop to wrap up (from another thread or a signal handler)."""
+    def _checkpoint_if_possible(self) -> str:
+        try:
+            return f"checkpoint {self.checkpoint()}"
+        except Exception as exc:  # noqa: BLE001 - the learner may be what failed
+            return f"no checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+
+    def stop(self, signum: int | None = None) -> None:
+        """Ask the loop to wrap up (from another thread or a signal handler). After a signal it
+        checkpoints and raises TrainingStopped instead of evaluating: a pod has seconds, not minutes."""
+        self.stop_signal = signum
         self.stopping.set()
 
     def _limiter_counts(self) -> tuple[int, int]:
@@ -218,8 +257,10 @@ class Coordinator:
         if self.worker_pids.setdefault(w, result["pid"]) != result["pid"]:  # Ray restarted it and retried the call
             self.counters["worker_restarts"] += 1
             self.worker_pids[w] = result["pid"]
-        for key in ("env_steps", "episodes", "inserted_steps"):
+        for key in ("env_steps", "episodes", "inserted_steps", "insert_resends"):
             self.counters[key] += int(result[key])
+        self.acked_log.write("".join(f"{uid}\n" for uid in result.get("acked", ())))
+        self.acked_log.flush()
         self.actor_versions[f"worker{w}"] = result["version"]
         if not math.isnan(result["return"]):
             self.latest["train/return"] = result["return"]
@@ -306,10 +347,47 @@ class Coordinator:
             except Exception:  # noqa: BLE001 - best effort while shutting down
                 pass
         self.log.close()
+        self.acked_log.close()
         self.runtime.shutdown()
 
 
-RUN_FILES = ("metrics.csv", "done", "curves.png", "goals.png", "planner_grpc_address", "checkpoints", "tb")
+ACKED_FILE = "acked_trajectories.txt"  # uid of every trajectory replay acknowledged, one a line (an audit trail)
+RUN_FILES = ("metrics.csv", "done", "curves.png", "goals.png", "planner_grpc_address", "checkpoints", "tb", ACKED_FILE)
+
+
+def scope_replay(replay: ReplayConfig, resume_state: dict | None) -> ReplayConfig:
+    """A fresh run gets its own run_id (and its Redis markers); a resumed one the checkpoint's, so Redis
+    hands its contents back and no run ever starts with another run's transitions."""
+    if resume_state is not None:
+        return dataclasses.replace(replay, run_id=resume_state["config"]["replay"].get("run_id"))
+    replay = dataclasses.replace(replay, run_id=uuid.uuid4().hex[:12])
+    if replay.backend == "redis":
+        from .replay.redis_store import create_run
+
+        create_run(replay.redis_url, replay.key_prefix, replay.shards)
+    return replay
+
+
+@contextmanager
+def stop_on_signals(coordinator: Coordinator):
+    """SIGTERM (Kubernetes, ``ray job stop``) and SIGINT make the loop checkpoint and stop; a second
+    signal interrupts at once (still with a checkpoint). Only the main thread can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame) -> None:
+        if coordinator.stopping.is_set() and coordinator.stop_signal is not None:
+            raise KeyboardInterrupt
+        print(f"{signal.Signals(signum).name}: finishing the current calls, then a checkpoint", flush=True)
+        coordinator.stop(signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def check_run_folder(out: Path, overwrite: bool) -> None:
@@ -332,6 +410,7 @@ def train(run: RunConfig) -> dict[str, float]:
     """Train one run to completion; returns the final counters and evaluation."""
     coordinator = Coordinator(run)
     try:
-        return coordinator.train()
+        with stop_on_signals(coordinator):
+            return coordinator.train()
     finally:
         coordinator.close()

@@ -34,7 +34,7 @@ class ResolvedRun:
 
     def to_json(self) -> str:
         """config.json: the run's settings at the top level (``--resume`` reads them) and what they resolved to."""
-        data = dataclasses.asdict(self.config)
+        data = self.config.to_dict()  # the Redis password masked
         data["resolved"] = {"spec": dataclasses.asdict(self.spec), "agent_config": dataclasses.asdict(self.agent_config),
                             "request": dataclasses.asdict(self.request),
                             "seeds": self.seeds.summary(self.config.workers, self.config.learners)}

@@ -9,6 +9,7 @@ the recurrent carry). The same class runs in-process (local mode) or as a Ray ac
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -17,8 +18,11 @@ from pixelplan.envs import TrajectoryBuilder, make_env
 
 from .goalsets import load_or_build_goal_set
 from .handles import Handle
+from .replay.errors import ReplayStoreUnavailable
 from .replay.sharded import ShardedReplay
 from .resolve import ResolvedRun
+
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.05, 2.0  # backoff between resends while the replay store is out
 
 
 class EnvWorker:
@@ -47,9 +51,12 @@ class EnvWorker:
                                           stop_at_plan_end=getattr(config, "stop_at_plan_end", True))
                          if self.goals is not None else None)
         self.returns = np.zeros(len(self.envs))
-        self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0}
+        self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "insert_resends": 0}
         self.recent_returns: list[float] = []
-        self.unacked: list = []  # (pending insert, transitions): counted once the shard acknowledges
+        self.outage_limit_s = run.replay.outage_limit_s
+        # (shard, bytes, uid, transitions, pending insert): kept until the shard acknowledges, resent while Redis
+        # is out. At most one call's episodes (run() confirms them all before it returns).
+        self.unacked: list = []
 
     # -- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, weights) -> int:
@@ -108,12 +115,10 @@ class EnvWorker:
                     ended = step.terminated or step.truncated
                 if ended:
                     self._finish(i)
-        for ack, transitions in self.unacked:  # a call reports only acknowledged inserts
-            ack.result()
-            self.counters["inserted_steps"] += transitions
-        self.unacked = []
+        acked = self._confirm_inserts()  # a call reports only acknowledged inserts
         self.counters["env_steps"] += done_steps
         return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
+                "acked": acked,
                 "pid": float(os.getpid()), "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
 
     def _finish(self, i: int) -> None:
@@ -123,9 +128,37 @@ class EnvWorker:
             return  # an empty plan: nothing happened, nothing to learn from
         traj = builder.finish()
         # Inserts overlap with stepping; run() waits for every acknowledgement before it reports.
-        self.unacked.append((self.replay.insert_async(traj.to_bytes()), len(traj)))
+        shard, blob = self.replay.pick_shard(), traj.to_bytes()
+        self.unacked.append((shard, blob, traj.uid, len(traj), self.replay.insert_async(blob, shard)))
         self.counters["episodes"] += 1
         self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
+
+    def _confirm_inserts(self) -> list[str]:
+        """Wait for every pending insert; while Redis is out, resend to the same shard (which drops a
+        copy that did land, by uid) with backoff, for at most ``replay.outage_limit_s``."""
+        limit, acked = self.outage_limit_s, []
+        while self.unacked:
+            shard, blob, uid, transitions, pending = self.unacked[0]
+            delay, deadline = _RETRY_FIRST_S, None
+            while True:
+                try:
+                    pending.result()
+                    break
+                except ReplayStoreUnavailable as exc:
+                    now = time.monotonic()
+                    deadline = deadline or now + limit
+                    if now >= deadline:
+                        cause = getattr(exc, "cause", None) or exc  # through Ray: the shard's own error, one line
+                        raise ReplayStoreUnavailable(f"{cause} (still failing after {limit:g} s of retries; "
+                                                     f"{len(self.unacked)} trajectories unacknowledged)") from None
+                    time.sleep(min(delay, deadline - now))
+                    delay = min(2 * delay, _RETRY_MAX_S)
+                    pending = self.replay.insert_async(blob, shard)
+                    self.counters["insert_resends"] += 1
+            self.unacked.pop(0)
+            self.counters["inserted_steps"] += transitions
+            acked.append(uid)
+        return acked
 
     def close(self) -> None:
         for env in self.envs:

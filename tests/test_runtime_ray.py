@@ -2,10 +2,12 @@
 import dataclasses
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
 
+from pixelplan.bench.faults import acked_uids
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.coordinator import Coordinator
 from pixelplan.distributed.replay.config import ReplayConfig
@@ -86,6 +88,10 @@ def test_killed_redis_shard_comes_back_with_its_data(ray_cluster, redis_server, 
     assert result["env_steps"] >= 5000
     stored = sum(s.call("num_transitions").result() for s in run.coordinator.shards)
     assert stored >= result["inserted_steps"]  # every acknowledged insert is still there
+    held = Counter(uid for s in run.coordinator.shards for uid in s.call("trajectory_ids").result())
+    acked = acked_uids(tmp_path / "run")
+    assert acked and all(held[uid] == 1 for uid in acked)  # by identity: each exactly once
+    assert max(held.values()) == 1
 
 
 def test_planner_restart_loses_no_worker(ray_cluster, tmp_path):

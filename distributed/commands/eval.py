@@ -7,7 +7,6 @@ agents) and, with ``--video N``, annotated videos of the first N episodes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from tqdm import tqdm
 
 from pixelplan.envs import RandomGoalPolicy, evaluate, make_env, parse_env_id
 
-from ..config import RunConfig, apply_overrides
 from ..eval_policies import AgentGoalPolicy, load_trained_agent, play_episodes
 from ..goalsets import EVAL_GOAL_SEED, EVAL_GOALS, load_or_build_goal_set
 from ..offline.plots import plot_goal_grid
@@ -39,12 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def planning_overrides(assignments: list[str]) -> dict:
-    """``agent.FIELD=VALUE`` items as a dict; whether FIELD may change is the trained agent's to say."""
-    base = RunConfig()
-    parsed = apply_overrides(base, assignments)
-    if dataclasses.replace(parsed, agent_overrides=base.agent_overrides) != base:
-        raise ValueError("at evaluation --set takes only agent.FIELD=VALUE (the trained agent's planning settings)")
-    return dict(parsed.agent_overrides)
+    """``agent.FIELD=VALUE`` items as a dict of raw values; whether FIELD may change, and what type its
+    value must have, is the trained agent's config to say (``load_trained_agent``)."""
+    planning = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        head, _, name = key.partition(".")
+        if not sep or head != "agent" or not name:
+            raise ValueError("at evaluation --set takes only agent.FIELD=VALUE (the trained agent's planning "
+                             f"settings), got {item!r}")
+        planning[name] = raw
+    return planning
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or f"runs/eval-{env_id.replace(':', '-').replace('/', '_')}")
     else:
         agent, trained = load_trained_agent(args.agent, planning)
+        planning = {k: getattr(agent.config, k) for k in planning}  # as the agent's config typed them
         if args.env is not None and args.env != trained.env:
             raise ValueError(f"{args.agent} was trained on {trained.env!r}, not {args.env!r}")
         env_id, env_options, kind = trained.env, trained.env_options, trained.agent

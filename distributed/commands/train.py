@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from ..config import PlannerConfig, RunConfig, apply_overrides
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learner-gpus", type=float, default=d.learner_gpus)
     p.add_argument("--planner-gpus", type=float, default=d.planner_gpus)
     p.add_argument("--replay-backend", choices=("memory", "redis"), default="memory")
-    p.add_argument("--redis-url", default=None)
+    p.add_argument("--redis-url", default=None,
+                   help="redis://host:port/db; the password goes in PIXELPLAN_REDIS_PASSWORD or a file named by "
+                        "PIXELPLAN_REDIS_PASSWORD_FILE (one in the URL is masked in everything written)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--force", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -53,15 +56,25 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise FileNotFoundError(f"--resume {args.resume}: no config.json there")
         config = dataclasses.replace(RunConfig.load(saved), resume=args.resume, steps=args.steps,
                                      mode=args.mode, address=args.address, progress=not args.no_progress)
+        if args.redis_url:  # config.json holds the URL without its password
+            config = dataclasses.replace(config, replay=dataclasses.replace(config.replay, redis_url=args.redis_url))
     return apply_overrides(config, args.set)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..coordinator import train
+    from ..coordinator import TrainingStopped, train
     from ..offline.plots import plot_training_curves
+    from ..replay.errors import ReplayDataLost, ReplayStoreUnavailable
 
     config = config_from_args(args)
-    result = train(config)
+    try:
+        result = train(config)
+    except TrainingStopped as exc:  # a signal or a replay outage: a checkpoint is written, say where
+        print(f"pixelplan train: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except (ReplayDataLost, ReplayStoreUnavailable) as exc:  # before training started: nothing to save
+        print(f"pixelplan train: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     out = Path(config.resume or config.out)
     png = plot_training_curves(out)
     headline = {k: v for k, v in result.items() if k.startswith("eval/")}

@@ -19,6 +19,8 @@ import yaml
 from pixelplan.agents.registry import AGENTS
 from pixelplan.envs.registry import parse_env_id
 
+from ..replay.credentials import redact_url
+
 K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 RAYJOB_TEMPLATE = K8S_DIR / "rayjob.template.yaml"
 RESULTS_TEMPLATE = K8S_DIR / "results.template.yaml"
@@ -189,7 +191,14 @@ def train_command(cfg: SweepConfig, agent: str, env: str, seed: int) -> list[str
                "--planner-gpus", f"{planner_gpus:g}", "--device", "cuda" if cfg.gpus else "cpu",
                "--metrics-port", str(cfg.metrics_port), "--no-progress",
                "--out", f"{RESULTS_MOUNT}/{cfg.name}/{run_id(agent, env, seed)}"]
-    return command + ["--set", *cfg.overrides] if cfg.overrides else command
+    return command + ["--set", *map(_masked, cfg.overrides)] if cfg.overrides else command
+
+
+def _masked(override: str) -> str:
+    """A RayJob is stored and shown by Kubernetes: a Redis password never goes into it (the pods read
+    PIXELPLAN_REDIS_PASSWORD from a secret instead)."""
+    key, sep, value = override.partition("=")
+    return f"{key}={redact_url(value)}" if sep and key == "replay.redis_url" else override
 
 
 def _resources(cpus: int, memory: str, gpus: int = 0) -> dict:

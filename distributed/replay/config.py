@@ -1,8 +1,11 @@
 """Replay settings: one frozen config serves every shard, the sharded front and the benchmark."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Literal
+
+from .credentials import redact_url
 
 
 @dataclass(frozen=True)
@@ -10,8 +13,16 @@ class ReplayConfig:
     capacity: int = 1_000_000  # transitions over all shards (GLAMOR's buffer); each shard holds capacity // shards
     shards: int = 1
     backend: Literal["memory", "redis"] = "memory"  # redis: write-through copy so a restarted shard recovers
-    redis_url: str | None = None  # e.g. "redis://127.0.0.1:6379/0"; required for backend="redis"
+    # e.g. "redis://127.0.0.1:6379/0"; required for backend="redis". A password is better given through
+    # PIXELPLAN_REDIS_PASSWORD(_FILE) (see credentials.py); one in the URL is masked wherever it is written.
+    redis_url: str | None = field(default=None, repr=False)
     namespace: str = "pixelplan"  # Redis key prefix, so a run's shards find their data again
+    # Scopes Redis keys to one run (the coordinator draws one per fresh run; --resume reuses it), so a new
+    # run never starts with an old run's transitions. With a run_id the shards never create their data:
+    # a missing run marker means Redis lost it.
+    run_id: str | None = None
+    outage_limit_s: float = 60.0  # writers retry an unreachable Redis this long before the run stops
+    max_trajectory_bytes: int = 1 << 28  # decompressed size limit of one trajectory before a shard knows its schema
     prefetch: int = 2  # batches ShardedReplay keeps in flight ahead of the learner
     # Discrete envs: actions are 0..num_actions-1, END = num_actions, PAD = num_actions + 1 in pair
     # batches. Required for pair sampling; when set, inserted actions are checked against it.
@@ -37,6 +48,21 @@ class ReplayConfig:
             raise ValueError(f"frame_overhead must be >= 0, got {self.frame_overhead}")
         if not self.namespace:
             raise ValueError("namespace must be a non-empty string")
+        if self.run_id is not None and not (self.run_id.isascii() and self.run_id.replace("-", "").isalnum()):
+            raise ValueError(f"run_id must be letters, digits and '-', got {self.run_id!r}")
+        if not self.outage_limit_s >= 0:
+            raise ValueError(f"outage_limit_s must be >= 0, got {self.outage_limit_s}")
+        if self.max_trajectory_bytes < 1:
+            raise ValueError(f"max_trajectory_bytes must be >= 1, got {self.max_trajectory_bytes}")
+
+    @property
+    def key_prefix(self) -> str:
+        """Where this run's replay lives in Redis."""
+        return f"{self.namespace}:{self.run_id}" if self.run_id else self.namespace
+
+    def public(self) -> ReplayConfig:
+        """This config with the Redis password masked: what run folders, checkpoints and errors show."""
+        return dataclasses.replace(self, redis_url=redact_url(self.redis_url))
 
     @property
     def shard_capacity(self) -> int:

@@ -8,3 +8,7 @@ class ReplayEmptyError(ValueError):
 
 class ReplayStoreUnavailable(ConnectionError):
     """The Redis backend cannot be reached; the message names the URL."""
+
+
+class ReplayDataLost(RuntimeError):
+    """Redis no longer holds this run's replay (no persistence across a restart, or flushed): stop, never overwrite."""

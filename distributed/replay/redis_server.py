@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,19 +35,28 @@ def redis_server_binary() -> str:
 
 
 class LocalRedisServer:
-    """A redis-server child process without persistence; ``stop()`` kills it, ``start()`` starts it again."""
+    """A redis-server child process; ``stop()`` kills it, ``start()`` starts it again on the same port.
 
-    def __init__(self, port: int | None = None) -> None:
+    Without persistence by default (a restart loses everything); ``appendonly=True`` keeps an
+    append-only file fsynced on every write in a temporary folder, so even a SIGKILL loses nothing.
+    """
+
+    def __init__(self, port: int | None = None, appendonly: bool = False, password: str | None = None) -> None:
         self.binary = redis_server_binary()
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
+        self._data = tempfile.TemporaryDirectory(prefix="pixelplan-redis-") if appendonly else None
+        self.password = password  # requirepass; ``url`` leaves it out (pass it separately, as users should)
 
     def start(self, timeout: float = 10.0) -> LocalRedisServer:
+        persistence = (["--appendonly", "yes", "--appendfsync", "always", "--dir", self._data.name] if self._data
+                       else ["--appendonly", "no"])
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -59,9 +70,9 @@ class LocalRedisServer:
             finally:
                 client.close()
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            self.process.send_signal(sig)
             self.process.wait()
         self.process = None
 
@@ -70,3 +81,5 @@ class LocalRedisServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        if self._data is not None:
+            self._data.cleanup()

@@ -2,19 +2,25 @@
 
 A plain class: the runtime places it in-process (LocalHandle) or as a Ray actor (RayHandle).
 With the Redis backend every insert is written through to Redis before it is acknowledged, and a
-new shard with the same config and shard_id recovers the same contents in the same order.
+new shard with the same config and shard_id recovers the same contents in the same order. An insert
+whose trajectory uid is already stored is acknowledged without storing it again (a writer resends
+what it could not confirm), and a stored blob that does not decode is set aside, counted and logged.
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from pixelplan.envs.batches import BatchQuery, PairBatch, SequenceBatch
-from pixelplan.envs.trajectory import Trajectory
+from pixelplan.envs.trajectory import Trajectory, TrajectoryError
 
 from . import sampling
 from .config import ReplayConfig
 from .errors import ReplayEmptyError, ReplayStoreUnavailable
 from .storage import TrajectoryRing
+
+log = logging.getLogger(__name__)
 
 
 class ReplayShard:
@@ -25,13 +31,18 @@ class ReplayShard:
         self._ring = TrajectoryRing(config.shard_capacity, config.shard_frame_slots)
         self._cum: dict[tuple, np.ndarray] = {}  # cumulative item counts per request shape
         self._ends: np.ndarray | None = None  # cumulative trajectory lengths: the step stream's boundaries
-        self._counts = {"inserts": 0, "inserted_steps": 0, "samples": 0, "sample_calls": 0, "evictions": 0}
+        self._counts = {"inserts": 0, "inserted_steps": 0, "samples": 0, "sample_calls": 0, "evictions": 0,
+                        "duplicates": 0, "corrupt_skipped": 0}
+        self._uids: dict[str, int] = {}  # uid -> seq of every stored trajectory that has one
+        self._uid_of: dict[int, str] = {}  # seq -> uid, to forget evicted ones
         self._store = None
         self._store_in_doubt = False  # a write failed mid-flight: Redis may hold it, memory does not
         if config.backend == "redis":
             from .redis_store import RedisTrajectoryStore  # memory-only runs need no redis client
 
-            self._store = RedisTrajectoryStore(config.redis_url, config.namespace, shard_id)
+            # A run's shards (run_id set) never start its data: the coordinator did, so a missing marker means loss.
+            self._store = RedisTrajectoryStore(config.redis_url, config.key_prefix, shard_id,
+                                               create=config.run_id is None)
             self._recover()
 
     # -- writing ----------------------------------------------------------------------------------
@@ -44,6 +55,9 @@ class ReplayShard:
         self._validate(traj)
         if self._store_in_doubt:
             self._recover()
+        if traj.uid and traj.uid in self._uids:  # a resend of an insert that did land: acknowledge it again
+            self._counts["duplicates"] += 1
+            return self._ring.transitions
         evict = self._ring.evictions_for(len(traj))
         seq = self._counts["inserts"]
         if self._store is not None:
@@ -58,39 +72,70 @@ class ReplayShard:
         return self._ring.transitions
 
     def _apply(self, traj: Trajectory, seq: int, evict: int) -> None:
+        self._forget(self._ring.seqs[:evict])
         self._ring.evict(evict)
         self._ring.append(traj, seq)
+        if traj.uid:
+            self._uids[traj.uid], self._uid_of[seq] = seq, traj.uid
         self._counts["evictions"] += evict
         self._invalidate()
+
+    def _forget(self, seqs: np.ndarray) -> None:
+        for seq in seqs.tolist():
+            uid = self._uid_of.pop(seq, "")
+            if self._uids.get(uid) == seq:
+                del self._uids[uid]
 
     def _recover(self) -> None:
         """Rebuild memory from Redis (at start, or after a write whose outcome is unknown).
 
         Everything is read (compressed, small) before memory is touched, so an outage midway leaves
-        the shard as it was and still in doubt.
+        the shard as it was and still in doubt. A blob that does not decode or fit is skipped, never
+        half-applied: the shard holds exactly the good ones, and Redis sets the bad ones aside.
         """
         stored, counters = list(self._store.load()), self._store.counters()
+        self._store_in_doubt = True  # until memory and Redis agree again (an outage below leaves it so)
         ring = self._ring
         ring.clear()
+        self._uids.clear()
+        self._uid_of.clear()
+        bad = []
         for seq, blob in stored:
-            traj = Trajectory.from_bytes(blob)
+            try:
+                traj = self._check_stored(blob)
+            except (TrajectoryError, ValueError) as exc:
+                log.warning("replay shard %d: skipping stored trajectory %d: %s", self.shard_id, seq, exc)
+                bad.append(seq)
+                continue
             evict = ring.evictions_for(len(traj))  # only if the capacity shrank since it was written
             self._store.evict(ring.seqs[:evict].tolist())
-            ring.evict(evict)
-            ring.append(traj, seq)
-        self._store_in_doubt = False
+            self._apply(traj, seq, evict)
         self._invalidate()
         self._counts["inserts"] = counters.get("inserts", 0)
         self._counts["inserted_steps"] = counters.get("inserted_steps", 0)
+        if bad:
+            self._store.quarantine(bad)
+            self._counts["corrupt_skipped"] += len(bad)
+        self._store_in_doubt = False
 
-    @staticmethod
-    def _decode(data: bytes | Trajectory) -> tuple[Trajectory, bytes | None]:
+    def _check_stored(self, blob: bytes | None) -> Trajectory:
+        if blob is None:
+            raise TrajectoryError("listed in the index but its blob is gone")
+        traj = Trajectory.from_bytes(blob, self._byte_limit())
+        self._validate(traj)
+        return traj
+
+    def _byte_limit(self) -> int:
+        """Largest decompressed trajectory this shard could hold: from its schema once it has one."""
+        return self._ring.max_trajectory_bytes() or self.config.max_trajectory_bytes
+
+    def _decode(self, data: bytes | Trajectory) -> tuple[Trajectory, bytes | None]:
         if isinstance(data, Trajectory):
             data.validate()
             return data, None
         if isinstance(data, (bytes, bytearray, memoryview)):
             blob = bytes(data)
-            return Trajectory.from_bytes(blob), blob
+            return Trajectory.from_bytes(blob, self._byte_limit()), blob
         raise TypeError(f"insert takes a Trajectory or its to_bytes(), got {type(data).__name__}")
 
     def _validate(self, traj: Trajectory) -> None:
@@ -194,6 +239,10 @@ class ReplayShard:
         self._ends = None
 
     # -- reporting --------------------------------------------------------------------------------
+    def trajectory_ids(self) -> list[str]:
+        """uids of the stored trajectories, oldest first (the fault tests check identity with them)."""
+        return [self._uid_of.get(seq, "") for seq in self._ring.seqs.tolist()]
+
     def stats(self) -> dict[str, float]:
         return {
             "replay/transitions": float(self._ring.transitions),

@@ -63,11 +63,16 @@ class ShardedReplay:
         self._queued_for: BatchQuery | None = None
 
     # -- writing ----------------------------------------------------------------------------------
-    def insert_async(self, data: bytes | Trajectory):
-        """Send a trajectory to the next shard (round robin); ``.result()`` is that shard's ack."""
+    def pick_shard(self) -> int:
+        """The next shard in this writer's round robin."""
         shard = self._next_shard
         self._next_shard = (shard + 1) % len(self.handles)
-        return self.handles[shard].call("insert", data)
+        return shard
+
+    def insert_async(self, data: bytes | Trajectory, shard: int | None = None):
+        """Send a trajectory to ``shard`` (default: the next one, round robin); ``.result()`` is its ack.
+        A resend goes to the same shard, which recognises a copy that did land by its uid."""
+        return self.handles[self.pick_shard() if shard is None else shard].call("insert", data)
 
     def insert(self, data: bytes | Trajectory) -> int:
         """Insert and wait for the ack; returns the transitions stored by the receiving shard."""

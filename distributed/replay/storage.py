@@ -21,6 +21,7 @@ class TrajectoryRing:
         self.frame_slots = frame_slots
         self.schema: dict | None = None  # fixed by the first trajectory
         self.frames = self.actions = self.rewards = self.terminals = None
+        self._row_bytes = 0  # bytes per step of a serialised trajectory of this schema (frames, actions, ...)
         self._meta = np.zeros((64, 3), np.int64)  # rows head..tail-1: start slot, length, sequence id
         self._head = self._tail = 0
         self._write = 0  # next free slot
@@ -42,6 +43,10 @@ class TrajectoryRing:
     @property
     def seqs(self) -> np.ndarray:
         return self._meta[self._head:self._tail, _SEQ]
+
+    def max_trajectory_bytes(self) -> int:
+        """Decompressed size of the largest trajectory that fits (0 before the schema is known)."""
+        return (self.capacity + 1) * self._row_bytes
 
     def nbytes(self) -> int:
         arrays = (self.frames, self.actions, self.rewards, self.terminals, self._meta)
@@ -102,6 +107,8 @@ class TrajectoryRing:
         self.actions = np.zeros((f, *traj.actions.shape[1:]), traj.actions.dtype)
         self.rewards = np.zeros(f, np.float32)
         self.terminals = np.zeros(f, bool)
+        self._row_bytes = (traj.frames[0].nbytes + traj.actions[0].nbytes + traj.features[0].nbytes
+                           + traj.rewards.itemsize + traj.terminals.itemsize)
 
     def _push_meta(self, start: int, length: int, seq: int) -> None:
         if self._tail == len(self._meta):
