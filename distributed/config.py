@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -12,10 +13,41 @@ from .replay.config import ReplayConfig
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    max_batch: int = 64  # requests per batched planning pass
+    max_batch: int = 64  # rows per batched planning pass; a larger request is planned in several
     max_wait_ms: float = 2.0  # how long the first request of a batch waits for company
     device: str = "auto"  # "auto": cuda when there is one
+    max_request_rows: int = 1024  # a request with more rows is refused (INVALID_ARGUMENT)
+    max_queued_rows: int = 4096  # rows accepted but not yet answered; beyond it: RESOURCE_EXHAUSTED
     grpc_port: int | None = None  # serve the planner over gRPC too (0 = pick a free port)
+    grpc_host: str = "127.0.0.1"  # loopback only unless asked ("0.0.0.0": every interface)
+    grpc_max_calls: int = 64  # concurrent gRPC calls; more are refused with RESOURCE_EXHAUSTED
+    grpc_tls_cert: str | None = None  # PEM certificate chain file: serve TLS (with grpc_tls_key)
+    grpc_tls_key: str | None = None  # PEM private key file
+    grpc_token_file: str | None = None  # file holding a bearer token every call must present
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_request_rows", "max_queued_rows", "grpc_max_calls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"planner.{name} must be an integer >= 1, got {value!r}")
+        if self.max_queued_rows < self.max_request_rows:
+            raise ValueError(f"planner.max_queued_rows ({self.max_queued_rows}) must be >= planner.max_request_rows "
+                             f"({self.max_request_rows}): the largest allowed request must fit the queue")
+        if not isinstance(self.max_wait_ms, (int, float)) or not 0 <= self.max_wait_ms <= 10_000:
+            raise ValueError(f"planner.max_wait_ms must be a number of milliseconds in [0, 10000], got {self.max_wait_ms!r}")
+        port = self.grpc_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536):
+            raise ValueError(f"planner.grpc_port must be a TCP port in [0, 65535] (0: any free one), got {port!r}")
+        check_host(self.grpc_host, "planner.grpc_host")
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("planner.grpc_tls_cert and planner.grpc_tls_key go together: give both files or neither")
+
+
+def check_host(host: object, name: str) -> str:
+    """A host to bind: an IP address or a host name, nothing else (no port, scheme or spaces)."""
+    if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}|[0-9A-Fa-f:]{2,39}", host):
+        raise ValueError(f"{name} must be an IP address or host name to bind (e.g. 127.0.0.1, 0.0.0.0), got {host!r}")
+    return host
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,7 @@ class RunConfig:
     resume: str | None = None
     overwrite: bool = False  # a fresh run may replace an earlier run's files in ``out``
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # where Prometheus metrics are served (the k8s manifests say 0.0.0.0)
     progress: bool = True
     torch_threads: int = 1  # intra-op threads per process (0: torch's default); >1 only on idle many-core hosts
     env_options: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +93,10 @@ class RunConfig:
             raise ValueError(f"acting must be 'worker' or 'service', got {self.acting!r}")
         if self.mode not in ("local", "ray"):
             raise ValueError(f"mode must be 'local' or 'ray', got {self.mode!r}")
+        port = self.metrics_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536):
+            raise ValueError(f"metrics_port must be a TCP port in [0, 65535] (0: any free one), got {port!r}")
+        check_host(self.metrics_host, "metrics_host")
 
     def apply_threads(self) -> None:
         """Pin torch's intra-op threads in this process (each component calls it on construction)."""

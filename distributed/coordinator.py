@@ -29,7 +29,7 @@ from .goalsets import EVAL_GOALS, load_or_build_goal_set
 from .learner import Learner
 from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
-from .planner_service import BatchingPlanner, PlannerService
+from .planner_service import BatchingPlanner, PlannerMemory, PlannerService
 from .plots import plot_goal_grid
 from .replay.limiter import RateLimiter
 from .replay.shard import ReplayShard
@@ -74,10 +74,14 @@ class Coordinator:
         self.shards = [spawn(ReplayShard, run.replay, i, name=f"{tag}-replay-{i}", num_cpus=0.25)
                        for i in range(run.replay.shards)]
         self.replay = ShardedReplay(self.shards, run.replay)
-        self.planner = None
+        self.planner = self.planner_memory = None
         if self.agent.goal_conditioned or run.acting == "service":
-            self.planner = spawn(BatchingPlanner, run, run.seed, name=f"{tag}-planner", num_gpus=run.planner_gpus,
-                                 local_cls=PlannerService)
+            if run.planner.grpc_port is not None and run.mode != "ray":
+                raise ValueError("serving the planner over gRPC needs --mode ray (local mode has no service loop)")
+            # The memory outlives planner restarts: a restarted planner reads the last broadcast from it.
+            self.planner_memory = spawn(PlannerMemory, name=f"{tag}-planner-memory", num_cpus=0)
+            self.planner = spawn(BatchingPlanner, run, run.seed, self.planner_memory, name=f"{tag}-planner",
+                                 num_gpus=run.planner_gpus, local_cls=PlannerService)
         if self.agent.goal_conditioned:
             self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, run.seed, run.env_options)
         dist_address = f"127.0.0.1:{free_port()}" if run.learners > 1 else None
@@ -100,15 +104,13 @@ class Coordinator:
         self.worker_pids: dict[int, float] = {}
         self.actor_versions: dict[str, float] = {}
         self.log = MetricsLog(self.out)
-        self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
+        self.exporter = MetricsExporter(run.metrics_port, host=run.metrics_host) if run.metrics_port is not None else None
         if resume_state is not None:
             self._restore(resume_state)
         self._publish()
 
     def _serve_grpc(self) -> str:
-        if self.run.mode != "ray":
-            raise ValueError("serving the planner over gRPC needs --mode ray (local mode has no service loop)")
-        address = self.planner.call("serve_grpc", self.run.planner.grpc_port).result()
+        address = self.planner.call("grpc_address").result()  # the planner serves from its constructor on
         (self.out / "planner_grpc_address").write_text(address)
         return address
 
@@ -116,6 +118,8 @@ class Coordinator:
     def _publish(self) -> None:
         version, weights = self.learners[0].call("publish").result()
         ref = self.runtime.put(weights)  # one copy in the object store, shared by every reader
+        if self.planner_memory is not None:  # first, so a planner restarting meanwhile starts from this version
+            self.planner_memory.call("remember_weights", version, [ref]).result()
         targets = self.workers + ([self.planner] if self.planner else [])
         for pending in [t.call("set_weights", version, ref) for t in targets]:
             try:

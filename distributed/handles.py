@@ -64,3 +64,13 @@ def results(pendings: Sequence[Pending], timeout: float | None = None) -> list[A
 
         return ray.get([p.ref for p in pendings], timeout=timeout)
     return [p.result(timeout) for p in pendings]
+
+
+def fetch(value: Any) -> Any:
+    """The value behind an object-store reference (``RayRuntime.put``), or the value itself (local placement)."""
+    import sys
+
+    ray = sys.modules.get("ray")  # no Ray imported: there can be no references to resolve
+    if ray is not None and isinstance(value, ray.ObjectRef):
+        return ray.get(value)
+    return value

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pixelplan.distributed.config import PlannerConfig, RunConfig
-from pixelplan.distributed.planner_service import BatchingPlanner, PlannerService
+from pixelplan.distributed.handles import LocalHandle
+from pixelplan.distributed.planner_service import BatchingPlanner, PlannerMemory, PlannerService
 
 OBS = np.zeros((2, 1, 9, 9), np.uint8)
 
@@ -95,3 +96,25 @@ def test_a_bad_request_does_not_fail_its_batch_mates():
 
     good, bad = asyncio.run(main())
     assert good.lengths.shape == (2,) and isinstance(bad, ValueError)
+
+
+def test_a_planner_with_memory_answers_only_with_broadcast_weights():
+    """A restarted planner starts from the last broadcast; a fresh one waits for the first."""
+    memory = PlannerMemory()
+    memory.remember_weights(5, [{"version": 5, "weights": np.ones(4)}])
+    restarted = BatchingPlanner(RunConfig(agent="stub"), 0, LocalHandle(memory))
+    assert asyncio.run(restarted.plan(OBS, OBS, np.array([2, 2]))).version == 5
+
+    fresh = BatchingPlanner(RunConfig(agent="stub", planner=PlannerConfig(max_wait_ms=1)), 0, LocalHandle(PlannerMemory()))
+
+    async def main():
+        waiting = asyncio.ensure_future(fresh.plan(OBS, OBS, np.array([2, 2])))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # nothing broadcast yet: no answer from untrained weights
+        fresh.set_weights(3, {"version": 3, "weights": np.ones(4)})
+        first = await asyncio.wait_for(waiting, 10)
+        fresh.set_weights(2, {"version": 2, "weights": np.zeros(4)})  # a late retry of an older broadcast
+        return first, await asyncio.wait_for(fresh.plan(OBS, OBS, np.array([2, 2])), 10)
+
+    first, later = asyncio.run(main())
+    assert first.version == 3 and later.version == 3 and fresh.counters["plans"] == 4
