@@ -97,6 +97,8 @@ class RunConfig:
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536):
             raise ValueError(f"metrics_port must be a TCP port in [0, 65535] (0: any free one), got {port!r}")
         check_host(self.metrics_host, "metrics_host")
+        if self.planner.grpc_port is not None and self.mode != "ray":
+            raise ValueError("planner.grpc_port needs --mode ray (local mode has no service loop to serve gRPC from)")
 
     def apply_threads(self) -> None:
         """Pin torch's intra-op threads in this process (each component calls it on construction)."""

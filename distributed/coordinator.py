@@ -76,8 +76,6 @@ class Coordinator:
         self.replay = ShardedReplay(self.shards, run.replay)
         self.planner = self.planner_memory = None
         if self.agent.goal_conditioned or run.acting == "service":
-            if run.planner.grpc_port is not None and run.mode != "ray":
-                raise ValueError("serving the planner over gRPC needs --mode ray (local mode has no service loop)")
             # The memory outlives planner restarts: a restarted planner reads the last broadcast from it.
             self.planner_memory = spawn(PlannerMemory, name=f"{tag}-planner-memory", num_cpus=0)
             self.planner = spawn(BatchingPlanner, run, run.seed, self.planner_memory, name=f"{tag}-planner",

@@ -20,7 +20,7 @@ class ServedPlanner:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        config = RunConfig(agent=agent, planner=PlannerConfig(**{"grpc_port": 0, **planner}))
+        config = RunConfig(agent=agent, mode="ray", planner=PlannerConfig(**{"grpc_port": 0, **planner}))
 
         async def construct() -> BatchingPlanner:  # the constructor serves on the running loop, as in Ray
             return BatchingPlanner(config)

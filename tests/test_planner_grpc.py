@@ -7,17 +7,16 @@ import time
 import grpc
 import numpy as np
 import pytest
+from planner_served import OBS, ServedPlanner, self_signed_certificate  # noqa: E402 (tests/ is on sys.path)
 
 from pixelplan.distributed.grpc.client import PlannerClient
 from pixelplan.distributed.grpc.codec import to_proto
 from pixelplan.distributed.grpc.generated import planner_pb2
 from pixelplan.distributed.planner_service import PlannerBusy
 
-from planner_served import OBS, ServedPlanner, self_signed_certificate  # noqa: E402 (tests/ is on sys.path)
-
 
 @pytest.fixture
-def served(request):
+def served():
     planners = []
 
     def make(**planner) -> ServedPlanner:
