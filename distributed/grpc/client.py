@@ -24,7 +24,8 @@ class PlannerClient:
 
     def __init__(self, address: str, timeout: float = 30.0, token: str | None = None,
                  tls_ca: str | bytes | None = None) -> None:
-        options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+        options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE),
+                   ("grpc.max_reconnect_backoff_ms", 2000)]  # a restarted planner is found again within seconds
         if tls_ca is not None:
             ca = tls_ca if isinstance(tls_ca, bytes) else Path(tls_ca).read_bytes()
             self.channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), options)
