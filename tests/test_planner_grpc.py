@@ -58,6 +58,10 @@ def test_binds_loopback_unless_told(served):
     with socket.socket() as s:
         s.settimeout(2)
         assert s.connect_ex((outward, int(port))) != 0  # nothing listens there
+    everywhere = served(grpc_host="0.0.0.0")
+    with socket.socket() as s:
+        s.settimeout(2)
+        assert s.connect_ex((outward, everywhere.service.grpc_port)) == 0  # the probe itself can see an open port
 
 
 def test_tls_and_bearer_token_are_checked_on_every_call(served, tmp_path):
@@ -147,3 +151,23 @@ def test_expired_and_cancelled_calls_are_dropped_before_planning(served):
     with PlannerClient(planner.address) as client:
         assert client.plan(OBS, OBS, [2, 2]).lengths.shape == (2,)
     assert planner.counters()["plans"] == 2
+
+
+def test_metrics_endpoint_binds_loopback_unless_told():
+    import urllib.request
+
+    from pixelplan.distributed.metrics import MetricsExporter
+
+    exporter = MetricsExporter(port=0)
+    assert b"pixelplan_env_steps_total" in urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics",
+                                                                   timeout=5).read()
+    outward = _outward_ip()
+    if outward is None:
+        pytest.skip("no non-loopback address on this host to probe")
+    with socket.socket() as s:
+        s.settimeout(2)
+        assert s.connect_ex((outward, exporter.port)) != 0
+    everywhere = MetricsExporter(port=0, host="0.0.0.0")
+    with socket.socket() as s:
+        s.settimeout(2)
+        assert s.connect_ex((outward, everywhere.port)) == 0  # the probe itself can see an open port
