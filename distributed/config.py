@@ -97,6 +97,9 @@ class RunConfig:
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536):
             raise ValueError(f"metrics_port must be a TCP port in [0, 65535] (0: any free one), got {port!r}")
         check_host(self.metrics_host, "metrics_host")
+        if self.envs_per_worker > self.planner.max_request_rows:
+            raise ValueError(f"envs_per_worker ({self.envs_per_worker}) must be <= planner.max_request_rows "
+                             f"({self.planner.max_request_rows}): a worker asks for all its envs at once")
         if self.planner.grpc_port is not None and self.mode != "ray":
             raise ValueError("planner.grpc_port needs --mode ray (local mode has no service loop to serve gRPC from)")
 

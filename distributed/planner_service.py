@@ -122,9 +122,13 @@ class PlannerService:
                              f"{steps_left.shape} (smallest {low})")
 
     def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> PlanResult:
-        started = time.perf_counter()
         obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
         self.check_request(obs, goals, steps_left)
+        return self._plan_batch(obs, goals, steps_left)
+
+    def _plan_batch(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> PlanResult:
+        """One planning pass over requests that were each checked already."""
+        started = time.perf_counter()
         self._swap_weights()
         self._calls += 1
         result = self.agent.plan(obs, goals, np.asarray(steps_left), seed=self.seed * 1_000_003 + self._calls)
@@ -146,9 +150,13 @@ class PlannerService:
 
     def act(self, obs: np.ndarray, carry: Any, first: np.ndarray, explore: bool, env_steps: int) -> tuple[np.ndarray, Any]:
         """The agent's own act() on the service's device, with the latest weights."""
-        started = time.perf_counter()
         obs, first = np.asarray(obs), np.asarray(first, bool)
         self.check_act_request(obs, carry, first)
+        return self._act_batch(obs, carry, first, explore, env_steps)
+
+    def _act_batch(self, obs: np.ndarray, carry: Any, first: np.ndarray, explore: bool,
+                   env_steps: int) -> tuple[np.ndarray, Any]:
+        started = time.perf_counter()
         self._swap_weights()
         result = self.agent.act(obs, carry, first, explore, env_steps)
         self.batch_sizes.append(len(obs))
@@ -240,10 +248,12 @@ class BatchingPlanner(PlannerService):
         return version
 
     async def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray,
-                   timeout_s: float | None = None) -> PlanResult:
+                   timeout_s: float | None = None, outside: bool = False) -> PlanResult:
+        """``outside``: a caller from outside the cluster (gRPC), refused when the queue is full. The run's
+        own workers are bounded by construction (one request of envs_per_worker rows each) and always queue."""
         obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
         self.check_request(obs, goals, steps_left)  # a bad request fails alone, not its batch-mates
-        return await self._submit(("plan",), (obs, goals, steps_left), 0, timeout_s)
+        return await self._submit(("plan",), (obs, goals, steps_left), 0, timeout_s, outside)
 
     async def act(self, obs: np.ndarray, carry: Any, first: np.ndarray, explore: bool,
                   env_steps: int) -> tuple[np.ndarray, Any]:
@@ -251,9 +261,10 @@ class BatchingPlanner(PlannerService):
         self.check_act_request(obs, carry, first)
         return await self._submit(("act", bool(explore)), (obs, carry, first), int(env_steps))
 
-    async def _submit(self, kind: tuple, args: tuple, env_steps: int, timeout_s: float | None = None) -> Any:
+    async def _submit(self, kind: tuple, args: tuple, env_steps: int, timeout_s: float | None = None,
+                      outside: bool = False) -> Any:
         rows, limit = len(args[0]), self.config.max_queued_rows
-        if self._queued_rows + rows > limit:
+        if outside and self._queued_rows + rows > limit:
             raise PlannerBusy(f"planner busy: {self._queued_rows} rows already waiting (planner.max_queued_rows "
                               f"{limit}); retry later")
         loop = asyncio.get_running_loop()
@@ -314,9 +325,9 @@ class BatchingPlanner(PlannerService):
     async def _run_batch(self, loop, kind: tuple, items: list[_Request]) -> None:
         args = concat_rows([it.args for it in items])
         if kind[0] == "plan":
-            call = (PlannerService.plan, self, *args)
+            call = (self._plan_batch, *args)
         else:  # the exploration schedule follows the furthest caller (they differ by one round at most)
-            call = (PlannerService.act, self, *args, kind[1], max(it.env_steps for it in items))
+            call = (self._act_batch, *args, kind[1], max(it.env_steps for it in items))
         try:
             result = await loop.run_in_executor(self._executor, *call)
         except Exception as exc:  # every caller of a failed batch hears why

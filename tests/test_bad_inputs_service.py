@@ -3,6 +3,7 @@ line (or the right gRPC status) and changes nothing, on disk or in the service.
 
 "Nothing changed in the service" is checked against a twin: two planners get the same good requests,
 one also every bad one; their answers and counters must stay identical."""
+import asyncio
 import hashlib
 import os
 
@@ -145,6 +146,8 @@ CLI_CASES = {  # name: (extra `pixelplan train` arguments, what the error line m
     "TLS certificate without key": (["--set", "planner.grpc_tls_cert=cert.pem"], "go together"),
     "planner batch of zero rows": (["--set", "planner.max_batch=0"], "max_batch must be an integer >= 1"),
     "queue smaller than a request": (["--set", "planner.max_queued_rows=8"], "must be >= planner.max_request_rows"),
+    "more envs per worker than a request may hold": (["--envs-per-worker", "9", "--set", "planner.max_request_rows=8"],
+                                                     "must be <= planner.max_request_rows"),
     "unknown env family": (["--env", "foo:bar"], "unknown env id 'foo:bar'"),
     "env family without a name": (["--env", "atari:"], "needs a name after ':'"),
     "grid map file missing": (["--env", "grid:/no/such/map.txt"], "unknown grid map"),
@@ -180,8 +183,11 @@ def test_unreadable_token_or_certificate_binds_nothing(tmp_path):
                              (PlannerConfig(grpc_token_file=_write(tmp_path / "empty", " \n")), "is empty"),
                              (PlannerConfig(grpc_tls_cert=str(tmp_path / "c"), grpc_tls_key=str(tmp_path / "k")),
                               "grpc_tls_key: cannot read")):
+        async def create():  # as in the planner: on its running loop
+            return create_server(object(), planner, 0)
+
         with pytest.raises(ValueError, match=message):
-            create_server(object(), planner, 0)
+            asyncio.run(create())
 
 
 def test_settings_reach_the_planner_config_and_are_checked_there():

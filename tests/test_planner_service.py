@@ -6,7 +6,7 @@ import pytest
 
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.handles import LocalHandle
-from pixelplan.distributed.planner_service import BatchingPlanner, PlannerMemory, PlannerService
+from pixelplan.distributed.planner_service import BatchingPlanner, PlannerBusy, PlannerMemory, PlannerService
 
 OBS = np.zeros((2, 1, 9, 9), np.uint8)
 
@@ -118,3 +118,19 @@ def test_a_planner_with_memory_answers_only_with_broadcast_weights():
 
     first, later = asyncio.run(main())
     assert first.version == 3 and later.version == 3 and fresh.counters["plans"] == 4
+
+
+def test_a_full_queue_refuses_outside_callers_but_not_the_runs_own_workers():
+    service = _service(max_request_rows=4, max_queued_rows=4, max_wait_ms=300)
+    three = np.zeros((3, 1, 9, 9), np.uint8)
+
+    async def main():
+        waiting = asyncio.ensure_future(service.plan(three, three, np.array([2, 2, 2]), outside=True))
+        await asyncio.sleep(0.05)
+        with pytest.raises(PlannerBusy, match="max_queued_rows"):
+            await service.plan(OBS, OBS, np.array([2, 2]), outside=True)
+        worker = await service.plan(OBS, OBS, np.array([2, 2]))  # a worker's request always queues
+        return await waiting, worker
+
+    outside, worker = asyncio.run(main())
+    assert outside.lengths.shape == (3,) and worker.lengths.shape == (2,) and service.counters["plans"] == 5

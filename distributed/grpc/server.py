@@ -46,7 +46,7 @@ class _Servicer(planner_pb2_grpc.PlannerServicer):
         try:
             obs, goals = from_proto(request.obs, "obs"), from_proto(request.goals, "goals")
             steps_left = np.asarray(request.steps_left, np.int64)
-            result = await self.service.plan(obs, goals, steps_left, timeout_s=context.time_remaining())
+            result = await self.service.plan(obs, goals, steps_left, timeout_s=context.time_remaining(), outside=True)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _one_line(exc))
         except PlannerBusy as exc:
