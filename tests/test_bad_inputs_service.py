@@ -183,11 +183,11 @@ def test_unreadable_token_or_certificate_binds_nothing(tmp_path):
                              (PlannerConfig(grpc_token_file=_write(tmp_path / "empty", " \n")), "is empty"),
                              (PlannerConfig(grpc_tls_cert=str(tmp_path / "c"), grpc_tls_key=str(tmp_path / "k")),
                               "grpc_tls_key: cannot read")):
-        async def create():  # as in the planner: on its running loop
-            return create_server(object(), planner, 0)
+        async def create(config: PlannerConfig):  # as in the planner: on its running loop
+            return create_server(object(), config, 0)
 
         with pytest.raises(ValueError, match=message):
-            asyncio.run(create())
+            asyncio.run(create(planner))
 
 
 def test_settings_reach_the_planner_config_and_are_checked_there():
