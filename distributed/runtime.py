@@ -47,8 +47,8 @@ class RayRuntime:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, namespace: str = "pixelplan") -> None:
         """``num_cpus`` sizes a cluster started here (logical CPUs: the actors' requests must fit).
 
-        Ray's token authentication stays as Ray sets it: on by default since Ray 2.52, a cluster started
-        here generates its token in ``~/.ray/auth_token``. ``RAY_AUTH_MODE=disabled`` turns it off.
+        Ray's token authentication stays as Ray sets it: on by default in Ray 2.60, where a cluster started
+        here writes a fresh token to ``~/.ray/auth_token``. ``RAY_AUTH_MODE=disabled`` turns it off.
         """
         import ray
 
