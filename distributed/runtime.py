@@ -48,7 +48,7 @@ class RayRuntime:
         """``num_cpus`` sizes a cluster started here (logical CPUs: the actors' requests must fit).
 
         Ray's token authentication stays as Ray sets it: on by default in Ray 2.60, where a cluster started
-        here writes a fresh token to ``~/.ray/auth_token``. ``RAY_AUTH_MODE=disabled`` turns it off.
+        here keeps its token in ``~/.ray/auth_token``. ``RAY_AUTH_MODE=disabled`` turns it off.
         """
         import ray
 
