@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
-export RAY_AUTH_MODE ?= disabled
 
 .PHONY: install run test bench lint proto clean
 

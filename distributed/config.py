@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,30 +16,52 @@ from .replay.config import ReplayConfig
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    max_batch: int = 64  # requests per batched planning pass
+    max_batch: int = 64  # rows per batched planning pass; a larger request is planned in several
     max_wait_ms: float = 2.0  # how long the first request of a batch waits for company
     device: str = "auto"  # "auto": cuda when there is one
+    max_request_rows: int = 1024  # a request with more rows is refused (INVALID_ARGUMENT)
+    max_queued_rows: int = 4096  # rows accepted but not yet answered; beyond it: RESOURCE_EXHAUSTED
     grpc_port: int | None = None  # serve the planner over gRPC too (0 = pick a free port)
+    grpc_host: str = "127.0.0.1"  # loopback only unless asked ("0.0.0.0": every interface)
+    grpc_max_calls: int = 64  # concurrent gRPC calls; more are refused with RESOURCE_EXHAUSTED
+    grpc_tls_cert: str | None = None  # PEM certificate chain file: serve TLS (with grpc_tls_key)
+    grpc_tls_key: str | None = None  # PEM private key file
+    grpc_token_file: str | None = None  # file holding a bearer token every call must present
 
     def __post_init__(self) -> None:
-        check_types(self)
-        if self.max_batch < 1 or self.max_wait_ms < 0:
-            raise ValueError(f"planner.max_batch must be >= 1 and planner.max_wait_ms >= 0, got "
-                             f"{self.max_batch} and {self.max_wait_ms}")
+        check_types(self, "planner.")
+        for name in ("max_batch", "max_request_rows", "max_queued_rows", "grpc_max_calls"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"planner.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_queued_rows < self.max_request_rows:
+            raise ValueError(f"planner.max_queued_rows ({self.max_queued_rows}) must be >= planner.max_request_rows "
+                             f"({self.max_request_rows}): the largest allowed request must fit the queue")
+        if not 0 <= self.max_wait_ms <= 10_000:
+            raise ValueError(f"planner.max_wait_ms must be a number of milliseconds in [0, 10000], got {self.max_wait_ms!r}")
         check_port("planner.grpc_port", self.grpc_port)
+        check_host(self.grpc_host, "planner.grpc_host")
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("planner.grpc_tls_cert and planner.grpc_tls_key go together: give both files or neither")
 
 
-def check_types(config) -> None:
+def check_types(config, prefix: str = "") -> None:
     """Normalise every field to its declared type (JSON lists -> tuples, 1e5 -> 100000) or refuse it."""
     for name, annotation in field_types(type(config)).items():
         value = getattr(config, name)
         if not dataclasses.is_dataclass(value):
-            object.__setattr__(config, name, coerce(value, annotation, name))
+            object.__setattr__(config, name, coerce(value, annotation, prefix + name))
 
 
 def check_port(name: str, port: int | None) -> None:
     if port is not None and not 0 <= port <= 65535:
         raise ValueError(f"{name} must be a TCP port in 0..65535 (0: pick a free one), got {port}")
+
+
+def check_host(host: object, name: str) -> str:
+    """A host to bind: an IP address or a host name, nothing else (no port, scheme or spaces)."""
+    if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}|[0-9A-Fa-f:]{2,39}", host):
+        raise ValueError(f"{name} must be an IP address or host name to bind (e.g. 127.0.0.1, 0.0.0.0), got {host!r}")
+    return host
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,7 @@ class RunConfig:
     resume: str | None = None
     overwrite: bool = False  # a fresh run may replace an earlier run's files in ``out``
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # where Prometheus metrics are served (the k8s manifests say 0.0.0.0)
     progress: bool = True
     torch_threads: int = 1  # intra-op threads per process (0: torch's default); >1 only on idle many-core hosts
     env_options: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +112,12 @@ class RunConfig:
         if self.log_every_s <= 0:
             raise ValueError(f"log_every_s must be > 0, got {self.log_every_s}")
         check_port("metrics_port", self.metrics_port)
+        check_host(self.metrics_host, "metrics_host")
+        if self.envs_per_worker > self.planner.max_request_rows:
+            raise ValueError(f"envs_per_worker ({self.envs_per_worker}) must be <= planner.max_request_rows "
+                             f"({self.planner.max_request_rows}): a worker asks for all its envs at once")
+        if self.planner.grpc_port is not None and self.mode != "ray":
+            raise ValueError("planner.grpc_port needs --mode ray (local mode has no service loop to serve gRPC from)")
 
     def apply_threads(self) -> None:
         """Pin torch's intra-op threads in this process (each component calls it on construction)."""

@@ -32,7 +32,7 @@ from .learner import Learner
 from .metrics import MetricsExporter
 from .metrics_log import MetricsLog
 from .offline.plots import plot_goal_grid
-from .planner_service import BatchingPlanner, PlannerService
+from .planner_service import BatchingPlanner, PlannerMemory, PlannerService
 from .replay.config import ReplayConfig
 from .replay.errors import ReplayDataLost, ReplayStoreUnavailable
 from .replay.limiter import RateLimiter
@@ -67,9 +67,9 @@ class Coordinator:
         resume_state = load_checkpoint(run.resume) if run.resume else None
         if resume_state is not None:
             run = dataclasses.replace(run, out=run.resume)
-        else:
-            check_run_folder(Path(run.out), run.overwrite)
         self.resolved, self.agent = resolve_run(run)  # every bad setting is refused here; the agent evaluates
+        if resume_state is None:
+            check_run_folder(Path(run.out), run.overwrite)
         # Only a valid run gets a replay run_id (and, with Redis, its markers); a resumed one keeps its own.
         replay = scope_replay(self.resolved.config.replay, resume_state)
         self.resolved = dataclasses.replace(self.resolved, config=dataclasses.replace(self.resolved.config, replay=replay))
@@ -86,10 +86,12 @@ class Coordinator:
         self.shards = [spawn(ReplayShard, run.replay, i, name=f"{tag}-replay-{i}", num_cpus=0.25)
                        for i in range(run.replay.shards)]
         self.replay = ShardedReplay(self.shards, run.replay)  # stats only: the coordinator never samples
-        self.planner = None
+        self.planner = self.planner_memory = None
         if self.agent.goal_conditioned or run.acting == "service":
-            self.planner = spawn(BatchingPlanner, self.resolved, name=f"{tag}-planner", num_gpus=run.planner_gpus,
-                                 local_cls=PlannerService)
+            # The memory outlives planner restarts: a restarted planner reads the last broadcast from it.
+            self.planner_memory = spawn(PlannerMemory, name=f"{tag}-planner-memory", num_cpus=0)
+            self.planner = spawn(BatchingPlanner, self.resolved, self.planner_memory, name=f"{tag}-planner",
+                                 num_gpus=run.planner_gpus, local_cls=PlannerService)
         if self.agent.goal_conditioned:
             self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, EVAL_GOAL_SEED, run.env_options)
         dist_address = f"127.0.0.1:{free_port()}" if run.learners > 1 else None
@@ -123,13 +125,11 @@ class Coordinator:
         self.grpc_address = self._serve_grpc() if self.planner is not None and run.planner.grpc_port is not None else None
         self.log = MetricsLog(self.out)
         self.acked_log = open(self.out / ACKED_FILE, "a")  # noqa: SIM115 - open for the run, closed in close()
-        self.exporter = MetricsExporter(run.metrics_port) if run.metrics_port is not None else None
+        self.exporter = MetricsExporter(run.metrics_port, host=run.metrics_host) if run.metrics_port is not None else None
         self._publish()
 
     def _serve_grpc(self) -> str:
-        if self.run.mode != "ray":
-            raise ValueError("serving the planner over gRPC needs --mode ray (local mode has no service loop)")
-        address = self.planner.call("serve_grpc", self.run.planner.grpc_port).result()
+        address = self.planner.call("grpc_address").result()  # the planner serves from its constructor on
         (self.out / "planner_grpc_address").write_text(address)
         return address
 
@@ -137,6 +137,8 @@ class Coordinator:
     def _publish(self) -> None:
         version, weights = self.learners[0].call("publish").result()
         ref = self.runtime.put(weights)  # one copy in the object store, shared by every reader
+        if self.planner_memory is not None:  # first, so a planner restarting meanwhile starts from this version
+            self.planner_memory.call("remember_weights", version, [ref]).result()
         targets = self.workers + ([self.planner] if self.planner else [])
         for pending in [t.call("set_weights", version, ref) for t in targets]:
             try:

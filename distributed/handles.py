@@ -54,3 +54,13 @@ class RayHandle:
 
 
 Handle = LocalHandle | RayHandle
+
+
+def fetch(value: Any) -> Any:
+    """The value behind an object-store reference (``RayRuntime.put``), or the value itself (local placement)."""
+    import sys
+
+    ray = sys.modules.get("ray")  # no Ray imported: there can be no references to resolve
+    if ray is not None and isinstance(value, ray.ObjectRef):
+        return ray.get(value)
+    return value

@@ -45,9 +45,11 @@ _BUCKETS = {
 
 
 class MetricsExporter:
-    """Serves METRICS on ``port`` (0 = pick a free one; see ``.port``)."""
+    """Serves METRICS on ``host:port`` (0 = pick a free port; see ``.port``). Loopback unless a host is
+    given: the Kubernetes manifests pass 0.0.0.0 so Prometheus can scrape the head pod."""
 
-    def __init__(self, port: int | None = None, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, port: int | None = None, registry: CollectorRegistry | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.registry = registry or CollectorRegistry()
         self.metrics = {}
         for name, d in METRICS.items():
@@ -61,7 +63,7 @@ class MetricsExporter:
         self._last_counts: dict[str, float] = {}
         self.port = None
         if port is not None:
-            server, _ = start_http_server(port, registry=self.registry)
+            server, _ = start_http_server(port, addr=host, registry=self.registry)
             self.port = server.server_port
 
     def update(self, snapshot: dict) -> None:

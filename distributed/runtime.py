@@ -1,7 +1,6 @@
 """Placement: the only place that decides whether a component is a local object or a Ray actor."""
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -43,10 +42,13 @@ class RayRuntime:
     mode = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, namespace: str = "pixelplan") -> None:
-        """``num_cpus`` sizes a cluster started here (logical CPUs: the actors' requests must fit)."""
+        """``num_cpus`` sizes a cluster started here (logical CPUs: the actors' requests must fit).
+
+        Ray's token authentication stays as Ray sets it: on by default in Ray 2.60, where a cluster started
+        here keeps its token in ``~/.ray/auth_token``. ``RAY_AUTH_MODE=disabled`` turns it off.
+        """
         import ray
 
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         self.ray = ray
         self.owned = not ray.is_initialized()
         if self.owned:

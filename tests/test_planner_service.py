@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pixelplan.distributed.config import PlannerConfig, RunConfig
-from pixelplan.distributed.planner_service import BatchingPlanner, PlannerService
+from pixelplan.distributed.handles import LocalHandle
+from pixelplan.distributed.planner_service import BatchingPlanner, PlannerBusy, PlannerMemory, PlannerService
 from pixelplan.distributed.resolve import ResolvedRun
 
 OBS = np.zeros((2, 1, 9, 9), np.uint8)
@@ -96,3 +97,42 @@ def test_a_bad_request_does_not_fail_its_batch_mates():
 
     good, bad = asyncio.run(main())
     assert good.lengths.shape == (2,) and isinstance(bad, ValueError)
+
+
+def test_a_planner_with_memory_answers_only_with_broadcast_weights():
+    """A restarted planner starts from the last broadcast; a fresh one waits for the first."""
+    memory = PlannerMemory()
+    memory.remember_weights(5, [{"version": 5, "weights": np.ones(4)}])
+    restarted = BatchingPlanner(ResolvedRun.of(RunConfig(agent="stub")), LocalHandle(memory))
+    assert asyncio.run(restarted.plan(OBS, OBS, np.array([2, 2]))).version == 5
+
+    fresh = BatchingPlanner(ResolvedRun.of(RunConfig(agent="stub", planner=PlannerConfig(max_wait_ms=1))),
+                            LocalHandle(PlannerMemory()))
+
+    async def main():
+        waiting = asyncio.ensure_future(fresh.plan(OBS, OBS, np.array([2, 2])))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # nothing broadcast yet: no answer from untrained weights
+        fresh.set_weights(3, {"version": 3, "weights": np.ones(4)})
+        first = await asyncio.wait_for(waiting, 10)
+        fresh.set_weights(2, {"version": 2, "weights": np.zeros(4)})  # a late retry of an older broadcast
+        return first, await asyncio.wait_for(fresh.plan(OBS, OBS, np.array([2, 2])), 10)
+
+    first, later = asyncio.run(main())
+    assert first.version == 3 and later.version == 3 and fresh.counters["plans"] == 4
+
+
+def test_a_full_queue_refuses_outside_callers_but_not_the_runs_own_workers():
+    service = _service(max_request_rows=4, max_queued_rows=4, max_wait_ms=300)
+    three = np.zeros((3, 1, 9, 9), np.uint8)
+
+    async def main():
+        waiting = asyncio.ensure_future(service.plan(three, three, np.array([2, 2, 2]), outside=True))
+        await asyncio.sleep(0.05)
+        with pytest.raises(PlannerBusy, match="max_queued_rows"):
+            await service.plan(OBS, OBS, np.array([2, 2]), outside=True)
+        worker = await service.plan(OBS, OBS, np.array([2, 2]))  # a worker's request always queues
+        return await waiting, worker
+
+    outside, worker = asyncio.run(main())
+    assert outside.lengths.shape == (3,) and worker.lengths.shape == (2,) and service.counters["plans"] == 5

@@ -119,6 +119,7 @@ def test_metrics_port_is_exposed_and_announced(tmp_path):
         assert head["metadata"]["annotations"]["prometheus.io/port"] == "9101"
         assert {"name": "pp-metrics", "containerPort": 9101} in head["spec"]["containers"][0]["ports"]
         assert train_args(job)["--metrics-port"] == "9101"
+        assert train_args(job)["--metrics-host"] == "0.0.0.0"  # the pod's endpoint must be reachable to scrape
 
 
 def test_existing_claim_namespace_and_overrides(tmp_path):
@@ -183,3 +184,14 @@ def test_rendering_twice_needs_force_and_then_drops_stale_runs(tmp_path, capsys)
     assert len(rayjobs(out)) == 20
     assert sweep(tmp_path, "--force", seeds="0-1")[0] == 0
     assert len(rayjobs(out)) == 8
+
+
+def test_force_removes_only_the_files_the_sweep_wrote(tmp_path):
+    code, out = sweep(tmp_path, seeds="0-2")
+    assert code == 0
+    mine = {"kustomization.yaml": "resources: []\n", "values.json": "{}\n", "notes.txt": "keep\n"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    assert sweep(tmp_path, "--force", seeds="0")[0] == 0
+    assert len(rayjobs(out)) == 4  # the 12 older RayJobs are gone, the new ones are there
+    assert {name: (out / name).read_text() for name in mine} == mine  # the user's own files are untouched

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray address to join ('auto' inside a Ray job)")
     p.add_argument("--resume", default=None, help="run folder to continue from its latest checkpoint")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default=d.metrics_host,
+                   help="address the metrics endpoint binds (default loopback; 0.0.0.0: every interface)")
     p.add_argument("--out", default=None, help="run folder (default runs/<agent>-<env>-s<seed>)")
     p.add_argument("--device", default=d.device, help="learner device: auto | cpu | cuda")
     p.add_argument("--learner-gpus", type=float, default=d.learner_gpus)
@@ -49,7 +51,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                        address=args.address, workers=args.workers, envs_per_worker=args.envs_per_worker,
                        learners=args.learners, device=args.device, learner_gpus=args.learner_gpus,
                        planner_gpus=args.planner_gpus, out=out, resume=args.resume, metrics_port=args.metrics_port,
-                       progress=not args.no_progress, overwrite=args.force, replay=replay, planner=PlannerConfig())
+                       metrics_host=args.metrics_host, progress=not args.no_progress, overwrite=args.force,
+                       replay=replay, planner=PlannerConfig())
     if args.resume:
         saved = Path(args.resume) / "config.json"
         if not saved.exists():

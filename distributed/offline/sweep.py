@@ -33,6 +33,7 @@ MAX_SWEEP_NAME = 30
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what `kubectl apply -f DIR` would pick up
+SWEEP_HEADER = "# pixelplan sweep "  # first bytes of every file write_sweep writes: --force removes only those
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def train_command(cfg: SweepConfig, agent: str, env: str, seed: int) -> list[str
                "--envs-per-worker", str(cfg.envs_per_worker), "--shards", str(cfg.shards),
                "--learners", str(cfg.learners), "--learner-gpus", f"{learner_gpus:g}",
                "--planner-gpus", f"{planner_gpus:g}", "--device", "cuda" if cfg.gpus else "cpu",
-               "--metrics-port", str(cfg.metrics_port), "--no-progress",
+               "--metrics-port", str(cfg.metrics_port), "--metrics-host", "0.0.0.0", "--no-progress",
                "--out", f"{RESULTS_MOUNT}/{cfg.name}/{run_id(agent, env, seed)}"]
     return command + ["--set", *map(_masked, cfg.overrides)] if cfg.overrides else command
 
@@ -283,6 +284,12 @@ def render_sweep(cfg: SweepConfig, template: Path = RAYJOB_TEMPLATE) -> dict[str
     return files
 
 
+def written_by_sweep(path: Path) -> bool:
+    """True for a file ``write_sweep`` wrote (it starts with the sweep header)."""
+    with open(path, "rb") as f:
+        return f.read(len(SWEEP_HEADER)) == SWEEP_HEADER.encode()
+
+
 def write_sweep(cfg: SweepConfig, files: dict[str, list[dict]], out: Path, force: bool = False) -> list[Path]:
     out = Path(out)
     stale = sorted(p for p in out.glob("*") if p.suffix in _MANIFEST_SUFFIXES) if out.is_dir() else []
@@ -290,9 +297,10 @@ def write_sweep(cfg: SweepConfig, files: dict[str, list[dict]], out: Path, force
         raise ValueError(f"{out} already holds manifests ({stale[0].name}, ...): `kubectl apply -f` would pick up "
                          f"old ones too. Pass --force to replace them, or choose another folder")
     for path in stale:
-        path.unlink()
+        if written_by_sweep(path):  # --force replaces our own manifests; anything else there is the user's
+            path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    header = (f"# pixelplan sweep {cfg.name}: agents {','.join(cfg.agents)}, envs {','.join(cfg.envs)}, "
+    header = (f"{SWEEP_HEADER}{cfg.name}: agents {','.join(cfg.agents)}, envs {','.join(cfg.envs)}, "
               f"seeds {','.join(map(str, cfg.seeds))}, {cfg.steps} steps.\n"
               f"# Apply with `kubectl apply -f {out}/`; select with -l {LABEL_PREFIX}sweep={cfg.name}\n")
     written = []
