@@ -8,7 +8,7 @@ uids of every trajectory replay acknowledged (the run folder's ``acked_trajector
 the uids Redis holds, so "nothing lost, nothing doubled" is checked trajectory by trajectory, not
 by counts. Each case returns ``acknowledged`` / ``recovered`` (acknowledged and present) /
 ``duplicated`` (stored more than once) plus what it checks beyond that; ``ok`` says whether the
-case held. The teammate module ``faults_planner`` adds the planner-kill case when present.
+case held. The planner-kill case lives in ``_faults_planner.py``.
 """
 from __future__ import annotations
 
@@ -305,10 +305,8 @@ def run(quick: bool) -> dict:
 
 
 def _planner_kill(quick: bool) -> dict:
-    try:
-        from pixelplan.bench.faults_planner import run_planner_kill_case
-    except ImportError:
-        return {"skipped": "pixelplan.bench.faults_planner is not in this build (the planner-kill case lives there)"}
+    from pixelplan.bench._faults_planner import run_planner_kill_case
+
     return _timed(run_planner_kill_case, quick)
 
 

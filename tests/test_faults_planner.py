@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from pixelplan.bench.faults_planner import run_planner_kill_case
+from pixelplan.bench._faults_planner import run_planner_kill_case
 
 pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]

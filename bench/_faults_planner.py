@@ -11,7 +11,7 @@ The case also reports what the clients saw: calls refused during the outage, the
 answered again on the same address, and the oldest weights version answered after the kill (it
 must not be older than the last broadcast before the kill: no plans from untrained weights).
 
-``python -m pixelplan.bench faults_planner [--quick]``; ``bench/faults.py`` runs it as one case.
+``bench/faults.py`` runs it as its ``planner_kill`` case (``python -m pixelplan.bench faults``).
 """
 from __future__ import annotations
 
@@ -173,10 +173,3 @@ def run_planner_kill_case(quick: bool = False, clients: int = 2) -> dict:
             coordinator.close()
         redis_server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def run(quick: bool = False) -> dict:
-    result = run_planner_kill_case(quick)
-    print(f"  planner kill: {result['recovered']}/{result['acknowledged']} acknowledged trajectories present, "
-          f"{result['duplicated']} duplicated; gRPC back after {result['grpc_back_after_s']} s", flush=True)
-    return result
