@@ -3,13 +3,15 @@
 One Ray cluster; each comparison is measured side by side in interleaved rounds and each ratio is
 the median of per-round ratios, so load from other processes on the shared machine hits both sides.
 
-* Actor plane: the W EnvWorkers of a real Coordinator (Ray mode, agent ``stub`` = random plans,
-  planner service, replay shard, coordinator loop) against W plain Ray actors stepping the raw env
-  with random actions. ``min_steps_learn`` is huge, so the learner never runs and takes no CPU.
+* Actor plane: the W EnvWorkers (M envs each) of a real Coordinator (Ray mode, agent ``stub`` =
+  random plans, planner service, replay shard, coordinator loop) against W plain Ray actors stepping
+  the raw env with random actions. ``min_steps_learn`` is huge, so the learner never runs and takes no CPU.
   An episode ends with its stub plan (1..T actions); the plain fleet ends its episodes at the same
   random lengths, because a Pong reset costs ~14 steps and the ratio must measure plumbing, not
   reset frequency (the plain fleet with T-step episodes is reported as well). Then GLAMOR's real
-  planner in the same loop (its plans set the episode lengths).
+  planner (the paper-sized model) in the same loop (its plans set the episode lengths), with
+  ``plan_wait_share``: the share of the workers' working time spent blocked on plans (a worker
+  blocks only when all M of its envs wait for one).
 * Steady state: a fleet's rate is counted over a fixed window that opens ``warmup`` seconds after
   its first steps came back (actor start-up and first episodes excluded). Steps per CPU-second of
   the whole session (this process and every Ray process) are reported beside steps per second: on
@@ -17,7 +19,13 @@ the median of per-round ratios, so load from other processes on the shared machi
   wall-clock rate; the CPU ratio does not depend on the load.
 * Planner: 32 client threads, each with one B=1 request in flight, against BatchingPlanner with
   batching (max_batch 64) and without (max_batch 1); caller-seen latency over Ray and over gRPC;
-  and the model alone at B = 1, 16, 32 (the ceiling any batching service can reach).
+  and the model alone at B = 1, 16, 32 (the ceiling any batching service can reach). The service
+  judged against its own model: ``planner_service_efficiency`` = plans/s through it (32 clients,
+  over Ray; ``_grpc`` over gRPC) / plans/s of the model called here on batches of the size the
+  service formed; ``grpc_overhead_ms`` = p50 of one client's 1-request gRPC calls minus the model's
+  own p50 at B = 1.
+* Shipping: a worker's insert into an in-memory shard actor as compressed bytes vs as arrays
+  through Ray's object store (what workers now send to memory shards), episode by episode.
 * Peer: RLlib's SingleAgentEnvRunner (new API stack; EnvRunnerGroup of W runners, an RLModule that
   returns random actions) on the same env with the same random episode lengths. The runners send
   back only their step counts, not the episodes: RLlib's cheapest case.
@@ -43,6 +51,7 @@ from pixelplan.envs import make_env
 from pixelplan.envs.gym_adapter import PixelPlanGymEnv
 
 WORKERS = 2  # these machines have 2 cores
+ENVS_PER_WORKER = 4  # M >= 2: a worker steps the envs that have a plan while the others wait for theirs
 CLIENTS = 32
 NEVER = 10**12  # min_steps_learn: the learner never starts
 ENVS = {"pong": "atari:pong", "grid": "grid"}
@@ -74,19 +83,23 @@ def session_cpu() -> dict[tuple[int, int], float]:
     return out
 
 
-def steady_rate(pump: Callable[[float], int], warmup_s: float, window_s: float) -> dict[str, float]:
+def steady_rate(pump: Callable[[float], int], warmup_s: float, window_s: float,
+                mark: Callable[[], None] = lambda: None) -> dict[str, float]:
     """Steps/s over ``window_s`` from ``warmup_s`` after the first steps; ``pump(timeout)`` keeps the fleet
-    busy and returns the steps completed since its previous call."""
+    busy and returns the steps completed since its previous call; ``mark()`` runs as the window opens
+    and as it closes."""
     while pump(0.05) == 0:
         pass
     end = time.perf_counter() + warmup_s
     while time.perf_counter() < end or pump(0.0) == 0:  # the window opens at a completion
         pump(0.02)
+    mark()
     t0, cpu0, steps = time.perf_counter(), session_cpu(), 0
     while time.perf_counter() - t0 < window_s:
         steps += pump(0.02)
     elapsed = time.perf_counter() - t0
     cpu = sum(c - cpu0.get(key, 0.0) for key, c in session_cpu().items())  # exited processes drop out
+    mark()
     return {"steps_per_s": steps / elapsed, "steps_per_cpu_s": steps / max(cpu, 1e-9)}
 
 
@@ -133,15 +146,21 @@ def raw_fleet_rate(ray, actors: list, chunk: int, warmup_s: float, window_s: flo
 # -- the runtime ---------------------------------------------------------------------------------
 def runtime_config(env: str, agent: str, overrides: dict, out: str) -> RunConfig:
     return RunConfig(agent=agent, env=ENVS[env], steps=NEVER, seed=0, mode="ray", workers=WORKERS, out=out,
+                     envs_per_worker=ENVS_PER_WORKER,
                      progress=False, eval_every=0, eval_episodes=1, checkpoint_every=NEVER,
                      agent_overrides={"min_steps_learn": NEVER, **overrides}, replay=ReplayConfig(capacity=200_000))
 
 
 def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> dict[str, float]:
-    """A real Coordinator trained in a thread; its env-step counter is the pump."""
+    """A real Coordinator trained in a thread; its env-step counter is the pump. Also the share of the
+    workers' working time spent waiting for plans, over the same window."""
     from pixelplan.distributed.coordinator import Coordinator
 
-    coordinator, failure, seen = Coordinator(run), [], [0]
+    coordinator, failure, seen, marks = Coordinator(run), [], [0], []
+
+    def mark() -> None:
+        stats = [w.call("stats") for w in coordinator.workers]
+        marks.append(np.sum([[s.result()["plan_wait_s"], s.result()["run_s"]] for s in stats], axis=0))
 
     def train() -> None:
         try:
@@ -159,8 +178,10 @@ def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> d
     thread = threading.Thread(target=train, daemon=True)
     thread.start()
     try:
-        rate = steady_rate(pump, warmup_s, window_s)
+        rate = steady_rate(pump, warmup_s, window_s, mark)
         rate["mean_episode_length"] = coordinator.counters["env_steps"] / max(coordinator.counters["episodes"], 1)
+        waited, worked = marks[1] - marks[0]
+        rate["plan_wait_share"] = float(waited / max(worked, 1e-9))
         return rate
     finally:
         coordinator.stop()
@@ -305,9 +326,13 @@ def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s:
         clients.append(PlannerClient(address))
         return lambda client=clients[-1]: client.plan(*request)
 
+    ray.get(batched.stats.remote())
     out["grpc"] = planner_load(grpc_call, warmup_s, window_s)
-    print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms)",
-          flush=True)
+    out["grpc"]["mean_batch_size"] = float(np.mean(ray.get(batched.stats.remote())["planner/batch_sizes"]))
+    print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms, "
+          f"batch {out['grpc']['mean_batch_size']:.1f})", flush=True)
+    single = grpc_call()  # one client, one request at a time: the latency the service adds to the model's
+    out["grpc_one_client_p50_ms"] = sequential_p50_ms(single, window_s)
     for client in clients:
         client.close()
     ray.kill(batched)
@@ -315,8 +340,20 @@ def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s:
     return out
 
 
+def sequential_p50_ms(call: Callable[[], object], seconds: float) -> float:
+    """Median latency of back-to-back calls (one warm-up call first)."""
+    call()
+    times, start = [], time.perf_counter()
+    while not times or time.perf_counter() - start < seconds:
+        begun = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - begun)
+    return 1000 * statistics.median(times)
+
+
 def model_plans_per_s(env: str, agent: str, overrides: dict, seconds: float, sizes=(1, 16, 32)) -> dict:
-    """``agent.plan`` alone, here, on one torch thread like the service actor: what batching can gain at most."""
+    """``agent.plan`` alone, here, on one torch thread like the service actor: what batching can gain at
+    most, and (B = 1) the latency of the model itself."""
     from pixelplan.agents.registry import make_agent
 
     obs, goal, steps = plan_request(env)
@@ -330,9 +367,54 @@ def model_plans_per_s(env: str, agent: str, overrides: dict, seconds: float, siz
                 model.plan(*args, seed=calls)
                 calls += 1
             rates[f"B{b}"] = b * calls / (time.perf_counter() - start)
+        p50_ms = sequential_p50_ms(lambda: model.plan(obs, goal, steps, seed=0), seconds)
     finally:
         torch.set_num_threads(threads)
-    return {"plans_per_s": rates, "ceiling": rates[f"B{sizes[-1]}"] / rates[f"B{sizes[0]}"]}
+    return {"plans_per_s": rates, "ceiling": rates[f"B{sizes[-1]}"] / rates[f"B{sizes[0]}"], "B1_p50_ms": p50_ms}
+
+
+def service_overhead(compare: dict, model: Callable[[tuple], dict]) -> dict:
+    """The service judged against its own model: plans/s through it with CLIENTS callers over plans/s
+    of the model called here on batches of the size the service formed; a 1-request gRPC call's
+    p50 latency minus the model's own p50 at B = 1."""
+    sizes = {path: max(1, round(compare[path]["mean_batch_size"])) for path in ("batched", "grpc")}
+    alone = model(tuple(sorted(set(sizes.values()) | {1})))
+    out = {f"efficiency_{path}": compare[path]["plans_per_s"] / alone["plans_per_s"][f"B{size}"]
+           for path, size in sizes.items()}
+    out.update(grpc_overhead_ms=compare["grpc_one_client_p50_ms"] - alone["B1_p50_ms"], batch_sizes=sizes,
+               model_alone=alone)
+    return out
+
+
+# -- shipping trajectories -----------------------------------------------------------------------
+def insert_cost(ray, episodes: int) -> dict:
+    """A worker's insert into an in-memory shard actor (call to acknowledgement), both ways, alternating
+    episode by episode: compressed bytes (``to_bytes`` on the caller, decoded by the shard) vs the
+    Trajectory's arrays through Ray's object store. Atari-sized episodes of 20-50 steps."""
+    from pixelplan.bench.replay import NUM_ACTIONS, atari_like_episode
+    from pixelplan.distributed.replay.shard import ReplayShard
+
+    shard = ray.remote(ReplayShard).options(num_cpus=0.25).remote(ReplayConfig(capacity=20_000,
+                                                                               num_actions=NUM_ACTIONS), 0)
+    rng = np.random.default_rng(0)
+    pool = [atari_like_episode(rng, int(n)) for n in rng.integers(20, 51, size=episodes)]
+    ray.get(shard.insert.remote(pool[0]))
+    spent: dict[str, list[float]] = {"bytes": [], "arrays": [], "compress_only": []}
+    for traj in pool:
+        for form in spent:
+            started = time.perf_counter()
+            if form == "compress_only":
+                traj.to_bytes()
+            else:
+                ray.get(shard.insert.remote(traj.to_bytes() if form == "bytes" else traj))
+            spent[form].append(time.perf_counter() - started)
+    ray.kill(shard)
+    ms = {form: 1000 * statistics.median(times) for form, times in spent.items()}
+    print(f"  insert into a memory shard: bytes {ms['bytes']:.2f} ms (compressing {ms['compress_only']:.2f} ms of it), "
+          f"arrays {ms['arrays']:.2f} ms", flush=True)
+    return {"insert_ms_bytes": ms["bytes"], "insert_ms_arrays": ms["arrays"], "compress_ms": ms["compress_only"],
+            "arrays_over_bytes": statistics.median(a / b for a, b in zip(spent["arrays"], spent["bytes"])),
+            "episodes": episodes}
 
 
 # -- the whole benchmark -------------------------------------------------------------------------
@@ -366,6 +448,7 @@ def actor_plane(ray, env: str, rounds: int, warmup_s: float, window_s: float, ou
                rllib_ratio=median(lambda row: row["stub"]["steps_per_s"] / row["rllib"]["steps_per_s"]),
                rllib_of_raw=median(lambda row: row["rllib"]["steps_per_s"] / row["raw"]["steps_per_s"]),
                stub_mean_episode_length=median(lambda row: row["stub"]["mean_episode_length"]),
+               stub_plan_wait_share=median(lambda row: row["stub"]["plan_wait_share"]),
                per_round=[{k: round(v["steps_per_s"]) for k, v in row.items()} for row in rows])
     if glamor is not None:
         raw = raw_fleet_rate(ray, matched, chunk, warmup_s, window_s)
@@ -374,8 +457,9 @@ def actor_plane(ray, env: str, rounds: int, warmup_s: float, window_s: float, ou
         out["glamor"] = {"overrides": glamor, "steps_per_s": real["steps_per_s"], "raw_steps_per_s": raw["steps_per_s"],
                          "ratio": real["steps_per_s"] / raw["steps_per_s"],
                          "cpu_ratio": real["steps_per_cpu_s"] / raw["steps_per_cpu_s"],
-                         "mean_episode_length": real["mean_episode_length"]}
-        print(f"  {env} GLAMOR {glamor}: {real['steps_per_s']:,.0f}/s vs plain {raw['steps_per_s']:,.0f}/s", flush=True)
+                         "mean_episode_length": real["mean_episode_length"], "plan_wait_share": real["plan_wait_share"]}
+        print(f"  {env} GLAMOR {glamor}: {real['steps_per_s']:,.0f}/s vs plain {raw['steps_per_s']:,.0f}/s, "
+              f"waiting for plans {real['plan_wait_share']:.0%} of the workers' time", flush=True)
     group.stop()
     for actor in matched + fixed:
         ray.kill(actor)
@@ -407,25 +491,34 @@ def _run(ray, quick: bool) -> dict:
     ready = [p[k].ping.remote() for p in planners.values() for k in ("batched", "one_at_a_time")]
     with tempfile.TemporaryDirectory() as out_dir:
         plane = {"pong": actor_plane(ray, "pong", rounds, warmup_s, window_s, out_dir, not quick,
-                                     None if quick else {}, ready)}  # GLAMOR's default (paper-sized) model
+                                     {}, ready)}  # GLAMOR's default (paper-sized) model
         if not quick:
             plane["grid"] = actor_plane(ray, "grid", 1, warmup_s, window_s, out_dir, False, TINY, [])
     planner = {"glamor-tiny-grid": planner_compare(ray, planners["glamor-tiny-grid"], rounds, warmup_s, window_s)}
     planner["glamor-tiny-grid"]["model_only"] = model_plans_per_s("grid", "glamor", TINY, window_s / 4)
+    planner["glamor-tiny-grid"]["service_overhead"] = service_overhead(
+        planner["glamor-tiny-grid"], lambda sizes: model_plans_per_s("grid", "glamor", TINY, window_s / 2, sizes))
     if not quick:
         planner["stub-pong"] = planner_compare(ray, planners["stub-pong"], 1, warmup_s, window_s)
         planner["glamor-pong"] = planner_compare(ray, planners["glamor-pong"], 1, 2.0, 12.0)
         planner["glamor-pong"]["model_only"] = model_plans_per_s("pong", "glamor", {}, 1.0)
+    shipping = insert_cost(ray, 40 if quick else 200)
     main = planner["glamor-tiny-grid"]
     return {
         "actor_plane_ratio": plane["pong"]["ratio"],
+        "actor_plane_cpu_ratio": plane["pong"]["cpu_ratio"],
+        "plan_wait_share": plane["pong"]["glamor"]["plan_wait_share"],
+        "planner_service_efficiency": main["service_overhead"]["efficiency_batched"],
+        "planner_service_efficiency_grpc": main["service_overhead"]["efficiency_grpc"],
+        "grpc_overhead_ms": main["service_overhead"]["grpc_overhead_ms"],
         "planner_batching_speedup": main["speedup"],
         "planner_p50_ms": main["batched"]["p50_ms"], "planner_p99_ms": main["batched"]["p99_ms"],
         "grpc_p50_ms": main["grpc"]["p50_ms"], "grpc_p99_ms": main["grpc"]["p99_ms"],
         "rllib_ratio": plane["pong"]["rllib_ratio"],
-        "actor_plane_cpu_ratio": plane["pong"]["cpu_ratio"],
-        "actor_plane": plane, "planner": planner,
+        "insert_ms_arrays": shipping["insert_ms_arrays"], "insert_ms_bytes": shipping["insert_ms_bytes"],
+        "actor_plane": plane, "planner": planner, "shipping": shipping,
         "setup": {"env": ENVS["pong"], "planner": "glamor tiny on grid", "workers": WORKERS, "clients": CLIENTS,
+                  "envs_per_worker": ENVS_PER_WORKER, "planner_max_wait_ms": PlannerConfig().max_wait_ms,
                   "rounds": rounds, "warmup_s": warmup_s, "window_s": window_s, "cpus": os.cpu_count(),
                   "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                   "load_avg_1min": [load_before, os.getloadavg()[0]]},
