@@ -7,8 +7,8 @@ service stays stateless and a restarted worker loses nothing but its own carry.
 ``PlannerService`` is the plain class (local mode calls it directly, one caller's batch at a time).
 ``BatchingPlanner`` is the same service as a Ray async actor: concurrent requests of one kind are
 queued and merged into batches of at most ``max_batch`` rows, the first waiting at most
-``max_wait_ms`` (and not at all after a batch of one lone request). New weights are applied between batches, never during one, and every plan carries
-the weights version that produced it.
+``max_wait_ms`` (and not at all after a batch of one lone request). New weights are applied
+between batches, never during one, and every plan carries the weights version that produced it.
 """
 from __future__ import annotations
 

@@ -2,11 +2,11 @@
 
 Goal-conditioned agents (GLAMOR) ask the planner service for one plan per episode from
 (s_1, g) and follow it open loop, each action replaced by a uniform random one with probability
-ε; the episode ends when the plan does (the agent's end token) or at T. Plan requests do not block:
-the worker keeps stepping the envs that have a plan and waits only when every env waits for one
-(in local mode a plan arrives with its request, so stepping order and results are as before). Reward agents act
-through their own policy copy, or through the service with ``acting="service"`` (the worker keeps
-the recurrent carry). The same class runs in-process (local mode) or as a Ray actor.
+ε; the episode ends when the plan does (the agent's end token) or at T. Plan requests do not
+block: the worker keeps stepping the envs that have a plan and waits only when every env waits for
+one (in local mode a plan arrives with its request, so stepping order and results are as before).
+Reward agents act through their own policy copy, or through the service with ``acting="service"``
+(the worker keeps the recurrent carry). The same class runs in-process (local mode) or as a Ray actor.
 """
 from __future__ import annotations
 
