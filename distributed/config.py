@@ -13,7 +13,9 @@ from .replay.config import ReplayConfig
 @dataclass(frozen=True)
 class PlannerConfig:
     max_batch: int = 64  # requests per batched planning pass
-    max_wait_ms: float = 2.0  # how long the first request of a batch waits for company
+    # How long the first request of a batch waits for company. 0: none; requests that arrive while a
+    # batch runs form the next one, so a saturated service still batches and a lone caller waits for nothing.
+    max_wait_ms: float = 0.0
     device: str = "auto"  # "auto": cuda when there is one
     grpc_port: int | None = None  # serve the planner over gRPC too (0 = pick a free port)
 

@@ -7,8 +7,8 @@ service stays stateless and a restarted worker loses nothing but its own carry.
 ``PlannerService`` is the plain class (local mode calls it directly, one caller's batch at a time).
 ``BatchingPlanner`` is the same service as a Ray async actor: concurrent requests of one kind are
 queued and merged into batches of at most ``max_batch`` rows, the first waiting at most
-``max_wait_ms`` (and not at all after a batch of one lone request). New weights are applied
-between batches, never during one, and every plan carries the weights version that produced it.
+``max_wait_ms``. New weights are applied between batches, never during one, and every plan carries
+the weights version that produced it.
 """
 from __future__ import annotations
 
@@ -180,13 +180,11 @@ class BatchingPlanner(PlannerService):
     async def _batch_loop(self, kind: tuple, queue: asyncio.Queue) -> None:
         loop = asyncio.get_running_loop()
         held = None  # a request that did not fit the previous batch opens the next one
-        alone = True  # the previous batch was one request with none queued behind it
         while True:
             items = [held or await queue.get()]
             held = None
             size = items[0].rows
-            # Waiting for company pays only under load; a lone caller would just wait max_wait_ms longer.
-            deadline = loop.time() + (0.0 if alone else self.config.max_wait_ms / 1000)
+            deadline = loop.time() + self.config.max_wait_ms / 1000
             while size < self.config.max_batch:
                 timeout = deadline - loop.time()
                 try:
@@ -198,7 +196,6 @@ class BatchingPlanner(PlannerService):
                     break
                 items.append(item)
                 size += item.rows
-            alone = len(items) == 1 and held is None and queue.empty()
             await self._run_batch(loop, kind, items)
 
     async def _run_batch(self, loop, kind: tuple, items: list[_Request]) -> None:
