@@ -331,8 +331,8 @@ def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s:
     out["grpc"]["mean_batch_size"] = float(np.mean(ray.get(batched.stats.remote())["planner/batch_sizes"]))
     print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms, "
           f"batch {out['grpc']['mean_batch_size']:.1f})", flush=True)
-    single = grpc_call()  # one client, one request at a time: the latency the service adds to the model's
-    out["grpc_one_client_p50_ms"] = sequential_p50_ms(single, window_s)
+    one_client = grpc_call()  # one client, one request at a time: the latency the service adds to the model's
+    out["grpc_one_client_p50_ms"] = sequential_p50_ms(one_client, window_s)
     for client in clients:
         client.close()
     ray.kill(batched)
