@@ -24,8 +24,8 @@ the median of per-round ratios, so load from other processes on the shared machi
   over Ray; ``_grpc`` over gRPC) / plans/s of the model called here on batches of the size the
   service formed; ``grpc_overhead_ms`` = p50 of one client's 1-request gRPC calls minus the model's
   own p50 at B = 1.
-* Shipping: a worker's insert into an in-memory shard actor as compressed bytes vs as arrays
-  through Ray's object store (what workers now send to memory shards), episode by episode.
+* Shipping: a worker's insert into an in-memory shard actor as compressed bytes (what workers
+  send) vs as the Trajectory's arrays through Ray's object store: wall time and each side's CPU.
 * Peer: RLlib's SingleAgentEnvRunner (new API stack; EnvRunnerGroup of W runners, an RLModule that
   returns random actions) on the same env with the same random episode lengths. The runners send
   back only their step counts, not the episodes: RLlib's cheapest case.
@@ -387,34 +387,33 @@ def service_overhead(compare: dict, model: Callable[[tuple], dict]) -> dict:
 
 
 # -- shipping trajectories -----------------------------------------------------------------------
-def insert_cost(ray, episodes: int) -> dict:
-    """A worker's insert into an in-memory shard actor (call to acknowledgement), both ways, alternating
-    episode by episode: compressed bytes (``to_bytes`` on the caller, decoded by the shard) vs the
-    Trajectory's arrays through Ray's object store. Atari-sized episodes of 20-50 steps."""
+def insert_cost(ray, blocks: int, per_block: int = 10) -> dict:
+    """A worker's insert into an in-memory shard actor (call to acknowledgement), both ways, in
+    alternating blocks of episodes: compressed bytes (``to_bytes`` on the caller, decoded by the
+    shard) vs the Trajectory's arrays through Ray's object store. Per insert: wall time, and CPU time
+    of the caller's process and of the shard's (which pays what, independent of machine load).
+    Atari-sized episodes of 20-50 steps."""
     from pixelplan.bench.replay import NUM_ACTIONS, atari_like_episode
     from pixelplan.distributed.replay.shard import ReplayShard
 
     shard = ray.remote(ReplayShard).options(num_cpus=0.25).remote(ReplayConfig(capacity=20_000,
                                                                                num_actions=NUM_ACTIONS), 0)
     rng = np.random.default_rng(0)
-    pool = [atari_like_episode(rng, int(n)) for n in rng.integers(20, 51, size=episodes)]
+    pool = [atari_like_episode(rng, int(n)) for n in rng.integers(20, 51, size=per_block)]
     ray.get(shard.insert.remote(pool[0]))
-    spent: dict[str, list[float]] = {"bytes": [], "arrays": [], "compress_only": []}
-    for traj in pool:
+    shard_cpu = lambda: ray.get(shard.__ray_call__.remote(lambda _: time.process_time()))  # noqa: E731
+    spent = {form: np.zeros(3) for form in ("bytes", "arrays")}  # wall, caller CPU, shard CPU
+    for _ in range(blocks):
         for form in spent:
-            started = time.perf_counter()
-            if form == "compress_only":
-                traj.to_bytes()
-            else:
+            before = np.array([time.perf_counter(), time.process_time(), shard_cpu()])
+            for traj in pool:
                 ray.get(shard.insert.remote(traj.to_bytes() if form == "bytes" else traj))
-            spent[form].append(time.perf_counter() - started)
+            spent[form] += np.array([time.perf_counter(), time.process_time(), shard_cpu()]) - before
     ray.kill(shard)
-    ms = {form: 1000 * statistics.median(times) for form, times in spent.items()}
-    print(f"  insert into a memory shard: bytes {ms['bytes']:.2f} ms (compressing {ms['compress_only']:.2f} ms of it), "
-          f"arrays {ms['arrays']:.2f} ms", flush=True)
-    return {"insert_ms_bytes": ms["bytes"], "insert_ms_arrays": ms["arrays"], "compress_ms": ms["compress_only"],
-            "arrays_over_bytes": statistics.median(a / b for a, b in zip(spent["arrays"], spent["bytes"])),
-            "episodes": episodes}
+    ms = {f"{form}_{what}_ms": 1000 * float(total[k]) / (blocks * per_block) for form, total in spent.items()
+          for k, what in enumerate(("wall", "caller_cpu", "shard_cpu"))}
+    print("  insert into a memory shard (per episode): " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()), flush=True)
+    return {**ms, "episodes": blocks * per_block}
 
 
 # -- the whole benchmark -------------------------------------------------------------------------
@@ -502,7 +501,7 @@ def _run(ray, quick: bool) -> dict:
         planner["stub-pong"] = planner_compare(ray, planners["stub-pong"], 1, warmup_s, window_s)
         planner["glamor-pong"] = planner_compare(ray, planners["glamor-pong"], 1, 2.0, 12.0)
         planner["glamor-pong"]["model_only"] = model_plans_per_s("pong", "glamor", {}, 1.0)
-    shipping = insert_cost(ray, 40 if quick else 200)
+    shipping = insert_cost(ray, 4 if quick else 20)
     main = planner["glamor-tiny-grid"]
     return {
         "actor_plane_ratio": plane["pong"]["ratio"],
@@ -515,7 +514,7 @@ def _run(ray, quick: bool) -> dict:
         "planner_p50_ms": main["batched"]["p50_ms"], "planner_p99_ms": main["batched"]["p99_ms"],
         "grpc_p50_ms": main["grpc"]["p50_ms"], "grpc_p99_ms": main["grpc"]["p99_ms"],
         "rllib_ratio": plane["pong"]["rllib_ratio"],
-        "insert_ms_arrays": shipping["insert_ms_arrays"], "insert_ms_bytes": shipping["insert_ms_bytes"],
+        "insert_ms_arrays": shipping["arrays_wall_ms"], "insert_ms_bytes": shipping["bytes_wall_ms"],
         "actor_plane": plane, "planner": planner, "shipping": shipping,
         "setup": {"env": ENVS["pong"], "planner": "glamor tiny on grid", "workers": WORKERS, "clients": CLIENTS,
                   "envs_per_worker": ENVS_PER_WORKER, "planner_max_wait_ms": PlannerConfig().max_wait_ms,

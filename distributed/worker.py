@@ -56,9 +56,6 @@ class EnvWorker:
         self.unacked: list = []  # (pending insert, transitions): counted once the shard acknowledges
         self.plan_requests: list = []  # (env ids, pending plan call), oldest first
         self.awaiting_plan = np.zeros(len(self.envs), bool)
-        # Memory shards take the arrays (through Ray's object store, no compression); Redis shards
-        # store the compressed bytes, so those are made here, on the worker, in parallel.
-        self.ship_bytes = run.replay.backend != "memory"
         self.timers = {"run_s": 0.0, "plan_wait_s": 0.0}
 
     # -- weights -------------------------------------------------------------------------------
@@ -153,7 +150,9 @@ class EnvWorker:
             return  # an empty plan: nothing happened, nothing to learn from
         traj = builder.finish()
         # Inserts overlap with stepping; run() waits for every acknowledgement before it reports.
-        self.unacked.append((self.replay.insert_async(traj.to_bytes() if self.ship_bytes else traj), len(traj)))
+        # Compressed even for memory shards: measured cheaper for caller and shard than the arrays through
+        # Ray's object store (an Atari episode's arrays are too big to travel inline; bench/runtime.py).
+        self.unacked.append((self.replay.insert_async(traj.to_bytes()), len(traj)))
         self.counters["episodes"] += 1
         self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
 
