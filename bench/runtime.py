@@ -273,8 +273,10 @@ def spawn_planners(ray, env: str, agent: str, overrides: dict) -> dict:
     return {"env": env, "agent": agent, "overrides": overrides, "batched": spawn(64), "one_at_a_time": spawn(1)}
 
 
-def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float, window_s: float) -> dict:
-    """CLIENTS threads, each with one request in flight: plans/s and caller-seen latency."""
+def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float, window_s: float,
+                 mark: Callable[[], None] = lambda: None) -> dict:
+    """CLIENTS threads, each with one request in flight: plans/s and caller-seen latency; ``mark()``
+    runs as the window opens and as it closes."""
     stop, records = threading.Event(), []
 
     def client() -> None:
@@ -290,9 +292,11 @@ def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float,
     while len(records) < CLIENTS:  # the first wave served: every client is in the loop
         time.sleep(0.01)
     time.sleep(warmup_s)
+    mark()
     t0 = time.perf_counter()
     time.sleep(window_s)
     t1 = time.perf_counter()
+    mark()
     stop.set()
     for t in threads:
         t.join()
@@ -331,29 +335,18 @@ def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s:
     out["grpc"]["mean_batch_size"] = float(np.mean(ray.get(batched.stats.remote())["planner/batch_sizes"]))
     print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms, "
           f"batch {out['grpc']['mean_batch_size']:.1f})", flush=True)
-    one_client = grpc_call()  # one client, one request at a time: the latency the service adds to the model's
-    out["grpc_one_client_p50_ms"] = sequential_p50_ms(one_client, window_s)
     for client in clients:
         client.close()
+    out["service_overhead"] = over = service_overhead(ray, planners, request, address, rounds, warmup_s, window_s)
+    print(f"  planner {name} against its own model: efficiency {over['efficiency']:.2f} (per CPU-second "
+          f"{over['cpu_efficiency']:.2f}), gRPC overhead {over['grpc_overhead_ms']:.2f} ms", flush=True)
     ray.kill(batched)
     ray.kill(single)
     return out
 
 
-def sequential_p50_ms(call: Callable[[], object], seconds: float) -> float:
-    """Median latency of back-to-back calls (one warm-up call first)."""
-    call()
-    times, start = [], time.perf_counter()
-    while not times or time.perf_counter() - start < seconds:
-        begun = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - begun)
-    return 1000 * statistics.median(times)
-
-
 def model_plans_per_s(env: str, agent: str, overrides: dict, seconds: float, sizes=(1, 16, 32)) -> dict:
-    """``agent.plan`` alone, here, on one torch thread like the service actor: what batching can gain at
-    most, and (B = 1) the latency of the model itself."""
+    """``agent.plan`` alone, here, on one torch thread like the service actor: what batching can gain at most."""
     from pixelplan.agents.registry import make_agent
 
     obs, goal, steps = plan_request(env)
@@ -367,23 +360,63 @@ def model_plans_per_s(env: str, agent: str, overrides: dict, seconds: float, siz
                 model.plan(*args, seed=calls)
                 calls += 1
             rates[f"B{b}"] = b * calls / (time.perf_counter() - start)
-        p50_ms = sequential_p50_ms(lambda: model.plan(obs, goal, steps, seed=0), seconds)
     finally:
         torch.set_num_threads(threads)
-    return {"plans_per_s": rates, "ceiling": rates[f"B{sizes[-1]}"] / rates[f"B{sizes[0]}"], "B1_p50_ms": p50_ms}
+    return {"plans_per_s": rates, "ceiling": rates[f"B{sizes[-1]}"] / rates[f"B{sizes[0]}"]}
 
 
-def service_overhead(compare: dict, model: Callable[[tuple], dict]) -> dict:
-    """The service judged against its own model: plans/s through it with CLIENTS callers over plans/s
-    of the model called here on batches of the size the service formed; a 1-request gRPC call's
-    p50 latency minus the model's own p50 at B = 1."""
-    sizes = {path: max(1, round(compare[path]["mean_batch_size"])) for path in ("batched", "grpc")}
-    alone = model(tuple(sorted(set(sizes.values()) | {1})))
-    out = {f"efficiency_{path}": compare[path]["plans_per_s"] / alone["plans_per_s"][f"B{size}"]
-           for path, size in sizes.items()}
-    out.update(grpc_overhead_ms=compare["grpc_one_client_p50_ms"] - alone["B1_p50_ms"], batch_sizes=sizes,
-               model_alone=alone)
-    return out
+def service_overhead(ray, planners: dict, request: tuple, grpc_address: str, rounds: int, warmup_s: float,
+                     window_s: float) -> dict:
+    """The batched service judged against its own model, called here on one torch thread.
+
+    Efficiency, in rounds: plans/s through the service with CLIENTS Ray callers over plans/s of the
+    model on batches of the size the service formed in that round (wall), and the same per
+    CPU-second (the service actor's process vs this thread: independent of machine load). gRPC
+    overhead: one client alternating a 1-request gRPC call with the model's own B = 1 call; the
+    median of the differences.
+    """
+    from pixelplan.agents.registry import make_agent
+    from pixelplan.distributed.grpc.client import PlannerClient
+
+    service = planners["batched"]
+    model = make_agent(planners["agent"], make_env(ENVS[planners["env"]]).spec, planners["overrides"])
+
+    def plan_here(b: int, seed: int) -> None:
+        model.plan(*(np.repeat(x, b, 0) for x in request), seed=seed)
+
+    def service_cpu() -> float:
+        return ray.get(service.__ray_call__.remote(lambda _: time.process_time()))
+
+    threads, rows, gaps = torch.get_num_threads(), [], []
+    torch.set_num_threads(1)
+    try:
+        for _ in range(rounds):
+            ray.get(service.stats.remote())
+            cpu: list[float] = []
+            load = planner_load(lambda: lambda: ray.get(service.plan.remote(*request)), warmup_s, window_s,
+                                lambda marks=cpu: marks.append(service_cpu()))
+            b = max(1, round(float(np.mean(ray.get(service.stats.remote())["planner/batch_sizes"]))))
+            calls, wall, thread_cpu = 0, time.perf_counter(), time.thread_time()
+            while calls == 0 or time.perf_counter() - wall < window_s:
+                plan_here(b, calls)
+                calls += 1
+            wall, thread_cpu = time.perf_counter() - wall, time.thread_time() - thread_cpu
+            rows.append({"batch": b, "efficiency": load["plans_per_s"] / (b * calls / wall),
+                         "cpu_efficiency": load["requests"] / (cpu[1] - cpu[0]) / (b * calls / thread_cpu)})
+        with PlannerClient(grpc_address) as client:
+            client.plan(*request)
+            start = time.perf_counter()
+            while len(gaps) < 5 or time.perf_counter() - start < window_s:
+                t0 = time.perf_counter()
+                client.plan(*request)
+                t1 = time.perf_counter()
+                plan_here(1, len(gaps))
+                gaps.append(2 * t1 - t0 - time.perf_counter())
+    finally:
+        torch.set_num_threads(threads)
+    return {"efficiency": statistics.median(r["efficiency"] for r in rows),
+            "cpu_efficiency": statistics.median(r["cpu_efficiency"] for r in rows),
+            "grpc_overhead_ms": 1000 * statistics.median(gaps), "grpc_pairs": len(gaps), "rounds": rows}
 
 
 # -- shipping trajectories -----------------------------------------------------------------------
@@ -495,8 +528,6 @@ def _run(ray, quick: bool) -> dict:
             plane["grid"] = actor_plane(ray, "grid", 1, warmup_s, window_s, out_dir, False, TINY, [])
     planner = {"glamor-tiny-grid": planner_compare(ray, planners["glamor-tiny-grid"], rounds, warmup_s, window_s)}
     planner["glamor-tiny-grid"]["model_only"] = model_plans_per_s("grid", "glamor", TINY, window_s / 4)
-    planner["glamor-tiny-grid"]["service_overhead"] = service_overhead(
-        planner["glamor-tiny-grid"], lambda sizes: model_plans_per_s("grid", "glamor", TINY, window_s / 2, sizes))
     if not quick:
         planner["stub-pong"] = planner_compare(ray, planners["stub-pong"], 1, warmup_s, window_s)
         planner["glamor-pong"] = planner_compare(ray, planners["glamor-pong"], 1, 2.0, 12.0)
@@ -507,8 +538,8 @@ def _run(ray, quick: bool) -> dict:
         "actor_plane_ratio": plane["pong"]["ratio"],
         "actor_plane_cpu_ratio": plane["pong"]["cpu_ratio"],
         "plan_wait_share": plane["pong"]["glamor"]["plan_wait_share"],
-        "planner_service_efficiency": main["service_overhead"]["efficiency_batched"],
-        "planner_service_efficiency_grpc": main["service_overhead"]["efficiency_grpc"],
+        "planner_service_efficiency": main["service_overhead"]["efficiency"],
+        "planner_service_cpu_efficiency": main["service_overhead"]["cpu_efficiency"],
         "grpc_overhead_ms": main["service_overhead"]["grpc_overhead_ms"],
         "planner_batching_speedup": main["speedup"],
         "planner_p50_ms": main["batched"]["p50_ms"], "planner_p99_ms": main["batched"]["p99_ms"],
