@@ -9,8 +9,9 @@
 * Update steps/s: ``agent.learn`` on a fixed pair batch; the tiny grid config (batch 64) and, in the
   full run, the paper-sized config (Fig. 5 defaults) on Atari-sized 4x104x80 observations, batch 200.
 * Plans/s: ``agent.plan`` for B = 1, 8, 64 requests at once, N = 50 candidates each, steps_left = T,
-  "shortest" mode: the trained grid model from the start state to goal cells, and (full run) the
-  untrained paper-sized model (T = 50) on random pixels. The LSTM steps dominate (B x N sequences).
+  "shortest" mode: the trained grid model from the start state to goal cells, and the untrained
+  paper-sized model (T = 50) on random pixels. The LSTM steps dominate (one per distinct unfinished
+  prefix of the B x N candidates, see agents/glamor/planner.py).
 Figures come from the device the benchmark finds (CUDA if present), plus CPU on a GPU machine;
 torch runs with the thread count the training loop pinned (RunConfig.torch_threads), reported.
 """
@@ -154,13 +155,14 @@ def throughput(grid_agent: GlamorAgent, goals: GoalSet, device: str, quick: bool
     start = make_env("grid").reset()[None]
     out = {"update_steps_per_s": update_rate(grid_agent.spec, grid_agent.config, device, seconds),
            "plans_per_s": plan_rates(on_device, start, goals.frames, seconds)}
-    if not quick:  # paper-sized model: Fig. 5 defaults, Atari-sized observations, T = 50, random pixels
-        atari = EnvSpec("atari-sized", (1, 104, 80), 4, "discrete", 18, 50, ("x",))
-        rng = np.random.default_rng(0)
-        obs = rng.integers(0, 256, (16, *atari.obs_shape), dtype=np.uint8)
-        frames = rng.integers(0, 256, (16, *atari.frame_shape), dtype=np.uint8)
+    # paper-sized model: Fig. 5 defaults, Atari-sized observations, T = 50, random pixels
+    atari = EnvSpec("atari-sized", (1, 104, 80), 4, "discrete", 18, 50, ("x",))
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (16, *atari.obs_shape), dtype=np.uint8)
+    frames = rng.integers(0, 256, (16, *atari.frame_shape), dtype=np.uint8)
+    out["plans_per_s_paper"] = plan_rates(GlamorAgent(atari, GlamorConfig(), device=device), obs, frames, seconds)
+    if not quick:
         out["update_steps_per_s_paper"] = update_rate(atari, GlamorConfig(), device, seconds)
-        out["plans_per_s_paper"] = plan_rates(GlamorAgent(atari, GlamorConfig(), device=device), obs, frames, seconds)
     return out
 
 

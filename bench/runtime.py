@@ -3,13 +3,15 @@
 One Ray cluster; each comparison is measured side by side in interleaved rounds and each ratio is
 the median of per-round ratios, so load from other processes on the shared machine hits both sides.
 
-* Actor plane: the W EnvWorkers of a real Coordinator (Ray mode, agent ``stub`` = random plans,
-  planner service, replay shard, coordinator loop) against W plain Ray actors stepping the raw env
-  with random actions. ``min_steps_learn`` is huge, so the learner never runs and takes no CPU.
+* Actor plane: the W EnvWorkers (M envs each) of a real Coordinator (Ray mode, agent ``stub`` =
+  random plans, planner service, replay shard, coordinator loop) against W plain Ray actors stepping
+  the raw env with random actions. ``min_steps_learn`` is huge, so the learner never runs and takes no CPU.
   An episode ends with its stub plan (1..T actions); the plain fleet ends its episodes at the same
   random lengths, because a Pong reset costs ~14 steps and the ratio must measure plumbing, not
   reset frequency (the plain fleet with T-step episodes is reported as well). Then GLAMOR's real
-  planner in the same loop (its plans set the episode lengths).
+  planner (the paper-sized model) in the same loop (its plans set the episode lengths), with
+  ``plan_wait_share``: the share of the workers' working time spent blocked on plans (a worker
+  blocks only when all M of its envs wait for one).
 * Steady state: a fleet's rate is counted over a fixed window that opens ``warmup`` seconds after
   its first steps came back (actor start-up and first episodes excluded). Steps per CPU-second of
   the whole session (this process and every Ray process) are reported beside steps per second: on
@@ -17,7 +19,13 @@ the median of per-round ratios, so load from other processes on the shared machi
   wall-clock rate; the CPU ratio does not depend on the load.
 * Planner: 32 client threads, each with one B=1 request in flight, against BatchingPlanner with
   batching (max_batch 64) and without (max_batch 1); caller-seen latency over Ray and over gRPC;
-  and the model alone at B = 1, 16, 32 (the ceiling any batching service can reach).
+  and the model alone at B = 1, 16, 32 (the ceiling any batching service can reach). The service
+  judged against its own model: ``planner_service_efficiency`` = plans/s through it (32 clients,
+  over Ray; ``_grpc`` over gRPC) / plans/s of the model called here on batches of the size the
+  service formed; ``grpc_overhead_ms`` = p50 of one client's 1-request gRPC calls minus the model's
+  own p50 at B = 1.
+* Shipping: a worker's insert into an in-memory shard actor as compressed bytes (what workers
+  send) vs as the Trajectory's arrays through Ray's object store: wall time and each side's CPU.
 * Peer: RLlib's SingleAgentEnvRunner (new API stack; EnvRunnerGroup of W runners, an RLModule that
   returns random actions) on the same env with the same random episode lengths. The runners send
   back only their step counts, not the episodes: RLlib's cheapest case.
@@ -43,6 +51,7 @@ from pixelplan.envs import make_env
 from pixelplan.envs.gym_adapter import PixelPlanGymEnv
 
 WORKERS = 2  # these machines have 2 cores
+ENVS_PER_WORKER = 4  # M >= 2: a worker steps the envs that have a plan while the others wait for theirs
 CLIENTS = 32
 NEVER = 10**12  # min_steps_learn: the learner never starts
 ENVS = {"pong": "atari:pong", "grid": "grid"}
@@ -74,19 +83,23 @@ def session_cpu() -> dict[tuple[int, int], float]:
     return out
 
 
-def steady_rate(pump: Callable[[float], int], warmup_s: float, window_s: float) -> dict[str, float]:
+def steady_rate(pump: Callable[[float], int], warmup_s: float, window_s: float,
+                mark: Callable[[], None] = lambda: None) -> dict[str, float]:
     """Steps/s over ``window_s`` from ``warmup_s`` after the first steps; ``pump(timeout)`` keeps the fleet
-    busy and returns the steps completed since its previous call."""
+    busy and returns the steps completed since its previous call; ``mark()`` runs as the window opens
+    and as it closes."""
     while pump(0.05) == 0:
         pass
     end = time.perf_counter() + warmup_s
     while time.perf_counter() < end or pump(0.0) == 0:  # the window opens at a completion
         pump(0.02)
+    mark()
     t0, cpu0, steps = time.perf_counter(), session_cpu(), 0
     while time.perf_counter() - t0 < window_s:
         steps += pump(0.02)
     elapsed = time.perf_counter() - t0
     cpu = sum(c - cpu0.get(key, 0.0) for key, c in session_cpu().items())  # exited processes drop out
+    mark()
     return {"steps_per_s": steps / elapsed, "steps_per_cpu_s": steps / max(cpu, 1e-9)}
 
 
@@ -133,15 +146,21 @@ def raw_fleet_rate(ray, actors: list, chunk: int, warmup_s: float, window_s: flo
 # -- the runtime ---------------------------------------------------------------------------------
 def runtime_config(env: str, agent: str, overrides: dict, out: str) -> RunConfig:
     return RunConfig(agent=agent, env=ENVS[env], steps=NEVER, seed=0, mode="ray", workers=WORKERS, out=out,
+                     envs_per_worker=ENVS_PER_WORKER,
                      progress=False, eval_every=0, eval_episodes=1, checkpoint_every=NEVER,
                      agent_overrides={"min_steps_learn": NEVER, **overrides}, replay=ReplayConfig(capacity=200_000))
 
 
 def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> dict[str, float]:
-    """A real Coordinator trained in a thread; its env-step counter is the pump."""
+    """A real Coordinator trained in a thread; its env-step counter is the pump. Also the share of the
+    workers' working time spent waiting for plans, over the same window."""
     from pixelplan.distributed.coordinator import Coordinator
 
-    coordinator, failure, seen = Coordinator(run), [], [0]
+    coordinator, failure, seen, marks = Coordinator(run), [], [0], []
+
+    def mark() -> None:
+        stats = [w.call("stats") for w in coordinator.workers]
+        marks.append(np.sum([[s.result()["plan_wait_s"], s.result()["run_s"]] for s in stats], axis=0))
 
     def train() -> None:
         try:
@@ -159,8 +178,10 @@ def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> d
     thread = threading.Thread(target=train, daemon=True)
     thread.start()
     try:
-        rate = steady_rate(pump, warmup_s, window_s)
+        rate = steady_rate(pump, warmup_s, window_s, mark)
         rate["mean_episode_length"] = coordinator.counters["env_steps"] / max(coordinator.counters["episodes"], 1)
+        waited, worked = marks[1] - marks[0]
+        rate["plan_wait_share"] = float(waited / max(worked, 1e-9))
         return rate
     finally:
         coordinator.stop()
@@ -252,8 +273,10 @@ def spawn_planners(ray, env: str, agent: str, overrides: dict) -> dict:
     return {"env": env, "agent": agent, "overrides": overrides, "batched": spawn(64), "one_at_a_time": spawn(1)}
 
 
-def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float, window_s: float) -> dict:
-    """CLIENTS threads, each with one request in flight: plans/s and caller-seen latency."""
+def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float, window_s: float,
+                 mark: Callable[[], None] = lambda: None) -> dict:
+    """CLIENTS threads, each with one request in flight: plans/s and caller-seen latency; ``mark()``
+    runs as the window opens and as it closes."""
     stop, records = threading.Event(), []
 
     def client() -> None:
@@ -269,9 +292,11 @@ def planner_load(make_call: Callable[[], Callable[[], object]], warmup_s: float,
     while len(records) < CLIENTS:  # the first wave served: every client is in the loop
         time.sleep(0.01)
     time.sleep(warmup_s)
+    mark()
     t0 = time.perf_counter()
     time.sleep(window_s)
     t1 = time.perf_counter()
+    mark()
     stop.set()
     for t in threads:
         t.join()
@@ -305,11 +330,16 @@ def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s:
         clients.append(PlannerClient(address))
         return lambda client=clients[-1]: client.plan(*request)
 
+    ray.get(batched.stats.remote())
     out["grpc"] = planner_load(grpc_call, warmup_s, window_s)
-    print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms)",
-          flush=True)
+    out["grpc"]["mean_batch_size"] = float(np.mean(ray.get(batched.stats.remote())["planner/batch_sizes"]))
+    print(f"  planner {name} over gRPC: {out['grpc']['plans_per_s']:.1f} plans/s (p50 {out['grpc']['p50_ms']:.0f} ms, "
+          f"batch {out['grpc']['mean_batch_size']:.1f})", flush=True)
     for client in clients:
         client.close()
+    out["service_overhead"] = over = service_overhead(ray, planners, request, address, rounds, warmup_s, window_s)
+    print(f"  planner {name} against its own model: efficiency {over['efficiency']:.2f} (per CPU-second "
+          f"{over['cpu_efficiency']:.2f}), gRPC overhead {over['grpc_overhead_ms']:.2f} ms", flush=True)
     ray.kill(batched)
     ray.kill(single)
     return out
@@ -333,6 +363,90 @@ def model_plans_per_s(env: str, agent: str, overrides: dict, seconds: float, siz
     finally:
         torch.set_num_threads(threads)
     return {"plans_per_s": rates, "ceiling": rates[f"B{sizes[-1]}"] / rates[f"B{sizes[0]}"]}
+
+
+def service_overhead(ray, planners: dict, request: tuple, grpc_address: str, rounds: int, warmup_s: float,
+                     window_s: float) -> dict:
+    """The batched service judged against its own model, called here on one torch thread.
+
+    Efficiency, in rounds: plans/s through the service with CLIENTS Ray callers over plans/s of the
+    model on batches of the size the service formed in that round (wall), and the same per
+    CPU-second (the service actor's process vs this thread: independent of machine load). gRPC
+    overhead: one client alternating a 1-request gRPC call with the model's own B = 1 call; the
+    median of the differences.
+    """
+    from pixelplan.agents.registry import make_agent
+    from pixelplan.distributed.grpc.client import PlannerClient
+
+    service = planners["batched"]
+    model = make_agent(planners["agent"], make_env(ENVS[planners["env"]]).spec, planners["overrides"])
+
+    def plan_here(b: int, seed: int) -> None:
+        model.plan(*(np.repeat(x, b, 0) for x in request), seed=seed)
+
+    def service_cpu() -> float:
+        return ray.get(service.__ray_call__.remote(lambda _: time.process_time()))
+
+    threads, rows, gaps = torch.get_num_threads(), [], []
+    torch.set_num_threads(1)
+    try:
+        for _ in range(rounds):
+            ray.get(service.stats.remote())
+            cpu: list[float] = []
+            load = planner_load(lambda: lambda: ray.get(service.plan.remote(*request)), warmup_s, window_s,
+                                lambda marks=cpu: marks.append(service_cpu()))
+            b = max(1, round(float(np.mean(ray.get(service.stats.remote())["planner/batch_sizes"]))))
+            calls, wall, thread_cpu = 0, time.perf_counter(), time.thread_time()
+            while calls == 0 or time.perf_counter() - wall < window_s:
+                plan_here(b, calls)
+                calls += 1
+            wall, thread_cpu = time.perf_counter() - wall, time.thread_time() - thread_cpu
+            rows.append({"batch": b, "efficiency": load["plans_per_s"] / (b * calls / wall),
+                         "cpu_efficiency": load["requests"] / (cpu[1] - cpu[0]) / (b * calls / thread_cpu)})
+        with PlannerClient(grpc_address) as client:
+            client.plan(*request)
+            start = time.perf_counter()
+            while len(gaps) < 5 or time.perf_counter() - start < window_s:
+                t0 = time.perf_counter()
+                client.plan(*request)
+                t1 = time.perf_counter()
+                plan_here(1, len(gaps))
+                gaps.append(2 * t1 - t0 - time.perf_counter())
+    finally:
+        torch.set_num_threads(threads)
+    return {"efficiency": statistics.median(r["efficiency"] for r in rows),
+            "cpu_efficiency": statistics.median(r["cpu_efficiency"] for r in rows),
+            "grpc_overhead_ms": 1000 * statistics.median(gaps), "grpc_pairs": len(gaps), "rounds": rows}
+
+
+# -- shipping trajectories -----------------------------------------------------------------------
+def insert_cost(ray, blocks: int, per_block: int = 10) -> dict:
+    """A worker's insert into an in-memory shard actor (call to acknowledgement), both ways, in
+    alternating blocks of episodes: compressed bytes (``to_bytes`` on the caller, decoded by the
+    shard) vs the Trajectory's arrays through Ray's object store. Per insert: wall time, and CPU time
+    of the caller's process and of the shard's (which pays what, independent of machine load).
+    Atari-sized episodes of 20-50 steps."""
+    from pixelplan.bench.replay import NUM_ACTIONS, atari_like_episode
+    from pixelplan.distributed.replay.shard import ReplayShard
+
+    shard = ray.remote(ReplayShard).options(num_cpus=0.25).remote(ReplayConfig(capacity=20_000,
+                                                                               num_actions=NUM_ACTIONS), 0)
+    rng = np.random.default_rng(0)
+    pool = [atari_like_episode(rng, int(n)) for n in rng.integers(20, 51, size=per_block)]
+    ray.get(shard.insert.remote(pool[0]))
+    shard_cpu = lambda: ray.get(shard.__ray_call__.remote(lambda _: time.process_time()))  # noqa: E731
+    spent = {form: np.zeros(3) for form in ("bytes", "arrays")}  # wall, caller CPU, shard CPU
+    for _ in range(blocks):
+        for form in spent:
+            before = np.array([time.perf_counter(), time.process_time(), shard_cpu()])
+            for traj in pool:
+                ray.get(shard.insert.remote(traj.to_bytes() if form == "bytes" else traj))
+            spent[form] += np.array([time.perf_counter(), time.process_time(), shard_cpu()]) - before
+    ray.kill(shard)
+    ms = {f"{form}_{what}_ms": 1000 * float(total[k]) / (blocks * per_block) for form, total in spent.items()
+          for k, what in enumerate(("wall", "caller_cpu", "shard_cpu"))}
+    print("  insert into a memory shard (per episode): " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()), flush=True)
+    return {**ms, "episodes": blocks * per_block}
 
 
 # -- the whole benchmark -------------------------------------------------------------------------
@@ -366,6 +480,7 @@ def actor_plane(ray, env: str, rounds: int, warmup_s: float, window_s: float, ou
                rllib_ratio=median(lambda row: row["stub"]["steps_per_s"] / row["rllib"]["steps_per_s"]),
                rllib_of_raw=median(lambda row: row["rllib"]["steps_per_s"] / row["raw"]["steps_per_s"]),
                stub_mean_episode_length=median(lambda row: row["stub"]["mean_episode_length"]),
+               stub_plan_wait_share=median(lambda row: row["stub"]["plan_wait_share"]),
                per_round=[{k: round(v["steps_per_s"]) for k, v in row.items()} for row in rows])
     if glamor is not None:
         raw = raw_fleet_rate(ray, matched, chunk, warmup_s, window_s)
@@ -374,8 +489,9 @@ def actor_plane(ray, env: str, rounds: int, warmup_s: float, window_s: float, ou
         out["glamor"] = {"overrides": glamor, "steps_per_s": real["steps_per_s"], "raw_steps_per_s": raw["steps_per_s"],
                          "ratio": real["steps_per_s"] / raw["steps_per_s"],
                          "cpu_ratio": real["steps_per_cpu_s"] / raw["steps_per_cpu_s"],
-                         "mean_episode_length": real["mean_episode_length"]}
-        print(f"  {env} GLAMOR {glamor}: {real['steps_per_s']:,.0f}/s vs plain {raw['steps_per_s']:,.0f}/s", flush=True)
+                         "mean_episode_length": real["mean_episode_length"], "plan_wait_share": real["plan_wait_share"]}
+        print(f"  {env} GLAMOR {glamor}: {real['steps_per_s']:,.0f}/s vs plain {raw['steps_per_s']:,.0f}/s, "
+              f"waiting for plans {real['plan_wait_share']:.0%} of the workers' time", flush=True)
     group.stop()
     for actor in matched + fixed:
         ray.kill(actor)
@@ -407,7 +523,7 @@ def _run(ray, quick: bool) -> dict:
     ready = [p[k].ping.remote() for p in planners.values() for k in ("batched", "one_at_a_time")]
     with tempfile.TemporaryDirectory() as out_dir:
         plane = {"pong": actor_plane(ray, "pong", rounds, warmup_s, window_s, out_dir, not quick,
-                                     None if quick else {}, ready)}  # GLAMOR's default (paper-sized) model
+                                     {}, ready)}  # GLAMOR's default (paper-sized) model
         if not quick:
             plane["grid"] = actor_plane(ray, "grid", 1, warmup_s, window_s, out_dir, False, TINY, [])
     planner = {"glamor-tiny-grid": planner_compare(ray, planners["glamor-tiny-grid"], rounds, warmup_s, window_s)}
@@ -416,16 +532,23 @@ def _run(ray, quick: bool) -> dict:
         planner["stub-pong"] = planner_compare(ray, planners["stub-pong"], 1, warmup_s, window_s)
         planner["glamor-pong"] = planner_compare(ray, planners["glamor-pong"], 1, 2.0, 12.0)
         planner["glamor-pong"]["model_only"] = model_plans_per_s("pong", "glamor", {}, 1.0)
+    shipping = insert_cost(ray, 4 if quick else 20)
     main = planner["glamor-tiny-grid"]
     return {
         "actor_plane_ratio": plane["pong"]["ratio"],
+        "actor_plane_cpu_ratio": plane["pong"]["cpu_ratio"],
+        "plan_wait_share": plane["pong"]["glamor"]["plan_wait_share"],
+        "planner_service_efficiency": main["service_overhead"]["efficiency"],
+        "planner_service_cpu_efficiency": main["service_overhead"]["cpu_efficiency"],
+        "grpc_overhead_ms": main["service_overhead"]["grpc_overhead_ms"],
         "planner_batching_speedup": main["speedup"],
         "planner_p50_ms": main["batched"]["p50_ms"], "planner_p99_ms": main["batched"]["p99_ms"],
         "grpc_p50_ms": main["grpc"]["p50_ms"], "grpc_p99_ms": main["grpc"]["p99_ms"],
         "rllib_ratio": plane["pong"]["rllib_ratio"],
-        "actor_plane_cpu_ratio": plane["pong"]["cpu_ratio"],
-        "actor_plane": plane, "planner": planner,
+        "insert_ms_arrays": shipping["arrays_wall_ms"], "insert_ms_bytes": shipping["bytes_wall_ms"],
+        "actor_plane": plane, "planner": planner, "shipping": shipping,
         "setup": {"env": ENVS["pong"], "planner": "glamor tiny on grid", "workers": WORKERS, "clients": CLIENTS,
+                  "envs_per_worker": ENVS_PER_WORKER, "planner_max_wait_ms": PlannerConfig().max_wait_ms,
                   "rounds": rounds, "warmup_s": warmup_s, "window_s": window_s, "cpus": os.cpu_count(),
                   "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                   "load_avg_1min": [load_before, os.getloadavg()[0]]},

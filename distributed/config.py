@@ -17,7 +17,9 @@ from .replay.config import ReplayConfig
 @dataclass(frozen=True)
 class PlannerConfig:
     max_batch: int = 64  # rows per batched planning pass; a larger request is planned in several
-    max_wait_ms: float = 2.0  # how long the first request of a batch waits for company
+    # How long the first request of a batch waits for company. 0: none; requests that arrive while a
+    # batch runs form the next one, so a saturated service still batches and a lone caller waits for nothing.
+    max_wait_ms: float = 0.0
     device: str = "auto"  # "auto": cuda when there is one
     max_request_rows: int = 1024  # a request with more rows is refused (INVALID_ARGUMENT)
     max_queued_rows: int = 4096  # rows accepted but not yet answered; beyond it: RESOURCE_EXHAUSTED

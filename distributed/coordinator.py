@@ -163,7 +163,10 @@ class Coordinator:
     # -- the loop ------------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
         run = self.run
-        pending_workers: dict[int, object] = {}
+        pending_workers: list[tuple[int, object]] = []  # (worker, run call), oldest first
+        # Ray: a second call waits in each worker's queue, so a worker never idles between calls.
+        # Local calls finish when made: a second one would only reorder workers and learner.
+        calls_per_worker = 1 if run.mode == "local" else 2
         pending_learn: list | None = None
         next_eval = self.counters["env_steps"] + run.eval_every if run.eval_every else math.inf
         next_ckpt = self.counters["updates"] + run.checkpoint_every
@@ -175,18 +178,20 @@ class Coordinator:
             while (self.counters["env_steps"] < run.steps and not self.stopping.is_set()) or pending_workers:
                 in_flight = chunk * len(pending_workers)
                 may_insert = self.limiter.inserts_allowed(*self._limiter_counts()) > 0
-                for w, worker in enumerate(self.workers):
-                    wanted = self.counters["env_steps"] + in_flight < run.steps and not self.stopping.is_set()
-                    if w not in pending_workers and may_insert and wanted:
-                        pending_workers[w] = worker.call("run", chunk, self.counters["env_steps"])
-                        in_flight += chunk
+                for depth in range(1, calls_per_worker + 1):
+                    for w, worker in enumerate(self.workers):
+                        wanted = self.counters["env_steps"] + in_flight < run.steps and not self.stopping.is_set()
+                        if sum(v == w for v, _ in pending_workers) < depth and may_insert and wanted:
+                            pending_workers.append((w, worker.call("run", chunk, self.counters["env_steps"])))
+                            in_flight += chunk
                 if pending_learn is None:
                     n = self._updates_allowed()
                     if n > 0:
                         pending_learn = [learner.call("train", n) for learner in self.learners]
-                done = set(map(id, self.runtime.wait(list(pending_workers.values()) + (pending_learn or []), 1.0)))
-                for w in [w for w, p in pending_workers.items() if id(p) in done]:
-                    self._collect_worker(w, pending_workers.pop(w))
+                done = set(map(id, self.runtime.wait([p for _, p in pending_workers] + (pending_learn or []), 1.0)))
+                for w, p in [(w, p) for w, p in pending_workers if id(p) in done]:
+                    pending_workers.remove((w, p))
+                    self._collect_worker(w, p)
                 if pending_learn is not None and all(id(p) in done for p in pending_learn):
                     self._collect_learners([p.result() for p in pending_learn])
                     pending_learn = None

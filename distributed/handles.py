@@ -11,12 +11,17 @@ from typing import Any, Protocol
 class Pending(Protocol):
     def result(self, timeout: float | None = None) -> Any: ...
 
+    def done(self) -> bool: ...
+
 
 class Done:
     """An already-finished call (local placement)."""
 
     def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
         self._value, self._error = value, error
+
+    def done(self) -> bool:
+        return True
 
     def result(self, timeout: float | None = None) -> Any:
         if self._error is not None:
@@ -38,6 +43,13 @@ class LocalHandle:
 class RayPending:
     def __init__(self, ref) -> None:
         self.ref = ref
+
+    def done(self) -> bool:
+        """Whether ``result()`` would return at once (never blocks)."""
+        import ray
+
+        ready, _ = ray.wait([self.ref], timeout=0)
+        return bool(ready)
 
     def result(self, timeout: float | None = None) -> Any:
         import ray

@@ -2,9 +2,11 @@
 
 Goal-conditioned agents (GLAMOR) ask the planner service for one plan per episode from
 (s_1, g) and follow it open loop, each action replaced by a uniform random one with probability
-ε; the episode ends when the plan does (the agent's end token) or at T. Reward agents act
-through their own policy copy, or through the service with ``acting="service"`` (the worker keeps
-the recurrent carry). The same class runs in-process (local mode) or as a Ray actor.
+ε; the episode ends when the plan does (the agent's end token) or at T. Plan requests do not
+block: the worker keeps stepping the envs that have a plan and waits only when every env waits for
+one (in local mode a plan arrives with its request, so stepping order and results are as before).
+Reward agents act through their own policy copy, or through the service with ``acting="service"``
+(the worker keeps the recurrent carry). The same class runs in-process (local mode) or as a Ray actor.
 """
 from __future__ import annotations
 
@@ -53,10 +55,14 @@ class EnvWorker:
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "insert_resends": 0}
         self.recent_returns: list[float] = []
+        self.started = time.time()
         self.outage_limit_s = run.replay.outage_limit_s
         # (shard, bytes, uid, transitions, pending insert): kept until the shard acknowledges, resent while Redis
         # is out. At most one call's episodes (run() confirms them all before it returns).
         self.unacked: list = []
+        self.plan_requests: list = []  # (env ids, pending plan call), oldest first
+        self.awaiting_plan = np.zeros(len(self.envs), bool)
+        self.timers = {"run_s": 0.0, "plan_wait_s": 0.0}
 
     # -- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, weights) -> int:
@@ -78,19 +84,36 @@ class EnvWorker:
         if self.goals is not None and idx:
             goal_idx = [self.builders[i].extra["goal"] for i in idx]
             steps_left = np.full(len(idx), self.spec.time_limit)
-            result = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left).result()
+            call = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left)
+            self.plan_requests.append((idx, call))
+            self.awaiting_plan[idx] = True
+
+    def _receive_plans(self) -> None:
+        """Install every plan that has arrived; wait (timed) only while every env waits for one."""
+        while self.plan_requests and (self.plan_requests[0][1].done() or self.awaiting_plan.all()):
+            idx, call = self.plan_requests.pop(0)
+            started = time.perf_counter()
+            try:
+                result = call.result()
+            except BaseException:  # these episodes start afresh (with a new request) on the next call
+                for i in idx:
+                    self.builders[i] = None
+                self.awaiting_plan[idx] = False
+                raise
+            self.timers["plan_wait_s"] += time.perf_counter() - started
             self.follower.start(np.asarray(idx), result)
+            self.awaiting_plan[idx] = False
             for i in idx:
                 self.builders[i].policy_version = int(result.version)
 
-    def _actions(self, total_env_steps: int) -> tuple[list, np.ndarray]:
-        """Next action per env, and which envs' agents chose to stop (their plan is used up)."""
+    def _actions(self, ready: np.ndarray, total_env_steps: int) -> tuple[list, np.ndarray]:
+        """Next action per ``ready`` env, and which envs' agents chose to stop (their plan is used up)."""
         if self.follower is None:
             args = (self.obs, self.carry, self.first, True, total_env_steps)
             actions, self.carry = (self.planner.call("act", *args).result() if self.central_acting
                                    else self.agent.act(*args))
             return list(actions), np.zeros(len(self.envs), bool)
-        actions, stop = self.follower.next_actions(self.agent.epsilon(total_env_steps))
+        actions, stop = self.follower.next_actions(self.agent.epsilon(total_env_steps), ready)
         return [int(a) for a in actions], stop
 
     def run(self, steps: int, total_env_steps: int = 0) -> dict[str, float]:
@@ -98,18 +121,20 @@ class EnvWorker:
 
         Counts are per call (not cumulative) so that a restarted worker never rewinds the totals.
         """
-        before = dict(self.counters)
+        started, before = time.perf_counter(), dict(self.counters)
         done_steps = 0
         while done_steps < steps:
             self._start_episodes([i for i, b in enumerate(self.builders) if b is None])
-            actions, stop = self._actions(total_env_steps + done_steps)
-            self.first[:] = False
-            for i, env in enumerate(self.envs):
-                ended = bool(stop[i])
+            self._receive_plans()
+            ready = np.flatnonzero(~self.awaiting_plan)
+            actions, stop = self._actions(ready, total_env_steps + done_steps)
+            self.first[ready] = False
+            for i, action, stopped in zip(ready, actions, stop):
+                env, ended = self.envs[i], bool(stopped)
                 if not ended:
-                    step = env.step(actions[i])
+                    step = env.step(action)
                     self.obs[i] = step.obs
-                    self.builders[i].add(actions[i], step.reward, step.terminated, env.frame(), env.goal_features())
+                    self.builders[i].add(action, step.reward, step.terminated, env.frame(), env.goal_features())
                     self.returns[i] += step.reward
                     done_steps += 1
                     ended = step.terminated or step.truncated
@@ -117,6 +142,7 @@ class EnvWorker:
                     self._finish(i)
         acked = self._confirm_inserts()  # a call reports only acknowledged inserts
         self.counters["env_steps"] += done_steps
+        self.timers["run_s"] += time.perf_counter() - started
         return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
                 "acked": acked,
                 "pid": float(os.getpid()), "return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")}
@@ -128,6 +154,8 @@ class EnvWorker:
             return  # an empty plan: nothing happened, nothing to learn from
         traj = builder.finish()
         # Inserts overlap with stepping; run() waits for every acknowledgement before it reports.
+        # Compressed even for memory shards: measured cheaper for caller and shard than the arrays through
+        # Ray's object store (an Atari episode's arrays are too big to travel inline; bench/runtime.py).
         shard, blob = self.replay.pick_shard(), traj.to_bytes()
         self.unacked.append((shard, blob, traj.uid, len(traj), self.replay.insert_async(blob, shard)))
         self.counters["episodes"] += 1
@@ -159,6 +187,11 @@ class EnvWorker:
             self.counters["inserted_steps"] += transitions
             acked.append(uid)
         return acked
+
+    def stats(self) -> dict[str, float]:
+        """Totals; ``plan_wait_s`` / ``run_s`` is the share of its working time this worker waited for plans."""
+        return {**{k: float(v) for k, v in {**self.counters, **self.timers}.items()}, "version": float(self.version),
+                "pid": float(os.getpid()), "uptime_s": time.time() - self.started}
 
     def close(self) -> None:
         for env in self.envs:

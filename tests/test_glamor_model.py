@@ -53,7 +53,7 @@ def test_prior_ignores_the_goal_and_shares_only_the_observation_encoder():
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_autoregressive_steps_match_the_teacher_forced_pass(layers):
-    """The planner's step() and the loss's forward() must be the same model."""
+    """The planner's Decoder and the loss's forward() must be the same model."""
     env = make_env("grid")
     net = GlamorNet(env.spec, GlamorConfig.tiny(lstm_layers=layers))
     batch = grid_batch(env, np.random.default_rng(4), size=6)
@@ -62,12 +62,33 @@ def test_autoregressive_steps_match_the_teacher_forced_pass(layers):
         lp_idm, lp_prior = net(obs, goals, tokens)
         idm_ctx, prior_ctx = net.contexts(obs, goals)
         for model, ctx, expected in ((net.idm, idm_ctx, lp_idm), (net.prior, prior_ctx, lp_prior)):
-            state = model.start(ctx).repeat_interleave(1)
+            decoder = model.decoder(ctx)
             prev = torch.full((6,), model.start_token)
             for t in range(tokens.shape[1]):
-                lp, state = model.step(state, prev, first=t == 0)
-                assert torch.allclose(lp, expected[:, t], atol=1e-5)
+                lp = decoder.step(prev, first=t == 0)
+                assert torch.allclose(lp, expected[:, t, : model.n_actions + 1], atol=1e-5)
                 prev = tokens[:, t]
+
+
+def test_decoder_rows_can_be_repeated_and_dropped_mid_sequence():
+    """The planner shares a row between candidates with the same prefix and drops ended ones."""
+    env = make_env("grid")
+    net = GlamorNet(env.spec, GlamorConfig.tiny(lstm_layers=2))
+    batch = grid_batch(env, np.random.default_rng(5), size=4)
+    obs, goals, tokens = (torch.as_tensor(x) for x in (batch.obs, batch.goals, batch.actions))
+    rows = torch.tensor([2, 0, 0, 3])  # after two steps: row 1 dropped, row 0 twice
+    with torch.no_grad():
+        expected, _ = net(obs[rows], goals[rows], tokens[rows])
+        decoder = net.idm.decoder(net.contexts(obs, goals)[0])
+        prev = torch.full((4,), net.idm.start_token)
+        for t in range(tokens.shape[1]):
+            if t == 2:
+                decoder.select(rows)
+                prev = prev[rows]
+            lp = decoder.step(prev, first=t == 0)
+            if t >= 2:
+                assert torch.allclose(lp, expected[:, t, : net.n_actions + 1], atol=1e-5)
+            prev = tokens[:, t] if t < 2 else tokens[rows, t]
 
 
 def test_discrete_actions_are_required():

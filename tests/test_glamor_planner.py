@@ -16,11 +16,19 @@ N_ACTIONS = 3
 END, PAD = N_ACTIONS, N_ACTIONS + 1
 
 
-class Position(int):
-    """A stub decoder state: just the position (the same for every candidate)."""
+class TableDecoder:
+    """A stub decoder: its state is just the position (the same for every row)."""
 
-    def repeat_interleave(self, n):
-        return self
+    def __init__(self, table: torch.Tensor) -> None:
+        self.table, self.t = table, 0
+
+    def select(self, rows):
+        pass
+
+    def step(self, prev, first):
+        prev = torch.where(prev < N_ACTIONS, prev, torch.full_like(prev, N_ACTIONS))
+        self.t += 1
+        return mask_log_probs(self.table[self.t - 1][prev], first, N_ACTIONS)[:, : N_ACTIONS + 1]
 
 
 class TableModel:
@@ -31,12 +39,8 @@ class TableModel:
     def __init__(self, table: torch.Tensor) -> None:
         self.table = table  # (T, n + 1 previous tokens incl. START, n + 2)
 
-    def start(self, ctx):
-        return Position(0)
-
-    def step(self, t, prev, first):
-        prev = torch.where(prev < N_ACTIONS, prev, torch.full_like(prev, self.start_token))
-        return mask_log_probs(self.table[t][prev], first, N_ACTIONS), Position(t + 1)
+    def decoder(self, ctx):
+        return TableDecoder(self.table)
 
     def log_prob(self, tokens: list[int]) -> list[float]:
         """Per-token log-probs of a full token sequence (actions then END)."""

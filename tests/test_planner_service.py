@@ -29,6 +29,18 @@ def test_max_batch_size_respected_and_requests_merged():
         assert r.actions.shape[0] == 2 and (r.lengths <= np.array([3, 1])).all()
 
 
+def test_without_waiting_requests_queued_behind_a_batch_are_merged():
+    """max_wait_ms=0 (the default): nobody waits for company, yet what queued while a batch ran is merged."""
+    service = _service(max_batch=8, max_wait_ms=0)
+
+    async def main():
+        return await asyncio.gather(*[service.plan(OBS, OBS, np.array([3, 1])) for _ in range(10)])
+
+    asyncio.run(main())
+    sizes = service.stats()["planner/batch_sizes"]
+    assert sum(sizes) == 20 and max(sizes) == 8
+
+
 def test_weights_swap_between_batches_never_within():
     service = _service(max_batch=4, max_wait_ms=20)
 

@@ -1,8 +1,9 @@
 """Batched random shooting (Sec. 3.4, Eq. 8) for many (obs, goal) requests at once.
 
 All B x N candidates advance together: one IDM step and one prior step per position, on one
-device, so the cost is ~max plan length batched forwards whatever B and N are. Encoders and the
-mixing MLPs run once per request, not per candidate. Each next token is
+device, so the cost is ~max plan length batched forwards whatever B and N are. Encoders, the
+mixing MLPs and the first step run once per request, not per candidate, and candidates that have
+ended are no longer stepped (nets.Decoder). Each next token is
 drawn (Gumbel-max, from a seeded torch.Generator) from the Boltzmann distribution over
 z = log p_idm - log p_prior (z = log p_idm without the prior), restricted to tokens the search may
 expand:
@@ -85,42 +86,46 @@ def expandable(allowed: torch.Tensor, lp_idm: torch.Tensor, clip: float) -> torc
 @torch.no_grad()
 def plan(net: GlamorNet, obs: torch.Tensor, goals: torch.Tensor, caps: torch.Tensor, settings: PlanSettings,
          generator: torch.Generator) -> Plans:
-    """Best of ``settings.trials`` sampled sequences per request; plan b has at most caps[b] actions."""
+    """Best of ``settings.trials`` sampled sequences per request; plan b has at most caps[b] actions.
+
+    Candidates with the same prefix share one decoder row (at t = 0 all N of a request do), and
+    candidates that have picked END are no longer stepped. Every step still draws noise for all
+    B x N candidates, so a seed gives the plans that stepping every candidate to its cap gave.
+    """
     n, end, pad = net.n_actions, net.end_token, net.pad_token
     b, trials, device = obs.shape[0], settings.trials, obs.device
     m = b * trials
     max_cap = int(caps.max())
     caps = caps.repeat_interleave(trials)
     idm_ctx, prior_ctx = net.contexts(obs, goals)
-    idm_state = net.idm.start(idm_ctx).repeat_interleave(trials)
-    prior_state = net.prior.start(prior_ctx).repeat_interleave(trials) if settings.use_prior else None
-    prev = torch.full((m,), net.idm.start_token, dtype=torch.long, device=device)
-    done = torch.zeros(m, dtype=torch.bool, device=device)
+    decoders = [net.idm.decoder(idm_ctx)] + ([net.prior.decoder(prior_ctx)] if settings.use_prior else [])
+    live = torch.arange(m, device=device)  # candidates that have not picked END
+    rows = live // trials  # each live candidate's decoder row
+    prev = torch.full((b,), net.idm.start_token, dtype=torch.long, device=device)  # each row's last token
     score = torch.zeros(m, device=device)
     tokens = torch.full((m, max_cap + 1), pad, dtype=torch.long, device=device)
     log_gamma = math.log(settings.discount)
     for t in range(max_cap + 1):
-        lp_idm, idm_state = net.idm.step(idm_state, prev, first=t == 0)
-        lp_idm = lp_idm[:, : n + 1]
-        z = lp_idm
-        if prior_state is not None:
-            lp_prior, prior_state = net.prior.step(prior_state, prev, first=t == 0)
-            z = lp_idm - lp_prior[:, : n + 1]
-        allowed = allowed_tokens(t, caps, n, settings.mode)
+        log_probs = [d.step(prev, first=t == 0)[rows] for d in decoders]
+        lp_idm = log_probs[0]
+        z = lp_idm - log_probs[1] if settings.use_prior else lp_idm
+        allowed = allowed_tokens(t, caps[live], n, settings.mode)
         if settings.sparse:
             keep, logits = allowed, torch.zeros_like(z)
         else:
             keep, logits = expandable(allowed, lp_idm, settings.clip_p_actions), z / settings.temperature
         logits = torch.where(keep, logits, torch.full_like(logits, -math.inf))
-        token = (logits + gumbel(logits.shape, generator, device)).argmax(1)
-        gain = z.gather(1, token.unsqueeze(1)).squeeze(1) + torch.where(token < n, log_gamma, 0.0)
-        score = score + torch.where(done, torch.zeros_like(gain), gain)
-        tokens[:, t] = torch.where(done, torch.full_like(token, pad), token)
-        done = done | (token == end)
-        prev = token
-        if bool(done.all()):
+        token = (logits + gumbel((m, n + 1), generator, device)[live]).argmax(1)
+        score[live] += z.gather(1, token.unsqueeze(1)).squeeze(1) + torch.where(token < n, log_gamma, 0.0)
+        tokens[live, t] = token
+        going = token != end  # END is forced at the cap, so every candidate ends
+        live = live[going]
+        if live.numel() == 0:
             break
-    score = torch.where(done, score, torch.full_like(score, -math.inf))
+        prefixes, rows = torch.unique(rows[going] * (n + 1) + token[going], return_inverse=True)
+        prev = prefixes % (n + 1)
+        for d in decoders:
+            d.select(prefixes // (n + 1))
     best = score.view(b, trials).argmax(1) + torch.arange(b, device=device) * trials
     best_tokens = tokens[best]
     lengths = (best_tokens < n).sum(1)
