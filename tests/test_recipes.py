@@ -2,7 +2,10 @@
 recipe that does not exist or does not fit the agent and env is refused before anything is written."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+
+import yaml
 
 from pixelplan.agents.glamor.config import GlamorConfig
 from pixelplan.distributed.cli import build_parser, main
@@ -73,3 +76,12 @@ def test_readme_lists_every_recipe_with_its_budget():
     text = README.read_text()
     for recipe in RECIPES.values():
         assert f"| `{recipe.name}` |" in text and f"{recipe.steps:,}" in text
+
+
+def test_kubernetes_sweep_passes_the_recipe_and_takes_its_budget(tmp_path):
+    out = tmp_path / "k8s"
+    assert main(["sweep", "--agents", "glamor", "--envs", "grid:maze", "--seeds", "0", "--recipe", "grid",
+                 "--gpus", "0", "--out", str(out)]) == 0
+    entrypoint = yaml.safe_load((out / "rayjob-glamor-grid-maze-s0.yaml").read_text())["spec"]["entrypoint"]
+    argv = shlex.split(entrypoint)
+    assert argv[argv.index("--recipe") + 1] == "grid" and argv[argv.index("--steps") + 1] == "16000"
