@@ -1,6 +1,8 @@
 """Evaluation and training goal sets, built once per (env, seed, size) and cached on disk."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -17,16 +19,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PIXELPLAN_CACHE", Path.home() / ".cache" / "pixelplan"))
 
 
-def goal_set_path(env_id: str, num_goals: int, seed: int) -> Path:
+def env_cache_tag(env_id: str, env_options: dict | None = None) -> str:
+    """A file-name part that changes whenever the env's goals could: its options, and for grid
+    worlds the map itself (``grid:PATH`` names a file that may be edited)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id)
-    return cache_dir() / "goals" / f"{safe}-n{num_goals}-seed{seed}.npz"
+    identity = {"options": env_options} if env_options else {}
+    if env_id.partition(":")[0] == "grid":
+        from pixelplan.envs.gridworld import resolve_map
+
+        identity["map"] = resolve_map(env_id.partition(":")[2])
+    if not identity:
+        return safe
+    return f"{safe}-{hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+def goal_set_path(env_id: str, num_goals: int, seed: int, env_options: dict | None = None) -> Path:
+    return cache_dir() / "goals" / f"{env_cache_tag(env_id, env_options)}-n{num_goals}-seed{seed}.npz"
 
 
 def load_or_build_goal_set(env_id: str, num_goals: int = EVAL_GOALS, seed: int = 0,
                            env_options: dict | None = None, show_progress: bool = True) -> GoalSet:
-    """The same (env, num_goals, seed) always gives the same goals; building is done once."""
-    path = goal_set_path(env_id, num_goals, seed)
-    if path.exists() and not env_options:
+    """The same (env, options, num_goals, seed) always gives the same goals; building is done once."""
+    path = goal_set_path(env_id, num_goals, seed, env_options)
+    if path.exists():
         return GoalSet.load(path)
     env = make_env(env_id, **(env_options or {}))
     try:
@@ -37,6 +52,5 @@ def load_or_build_goal_set(env_id: str, num_goals: int = EVAL_GOALS, seed: int =
         goals = build_goal_set(env, num_goals, seed, ranges=ranges)
     finally:
         env.close()
-    if not env_options:
-        goals.save(path)
+    goals.save(path)
     return goals
