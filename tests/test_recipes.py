@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from pixelplan.agents.glamor.config import GlamorConfig
@@ -54,6 +56,13 @@ def test_paper_recipe_keeps_the_papers_settings_on_cuda():
     assert (config.device, config.planner.device, config.steps) == ("cuda", "cuda", 500_000)
     assert config.learner_gpus > 0 and config.planner_gpus > 0  # Ray places both on a GPU
     assert ResolvedRun.of(config).agent_config == GlamorConfig()  # Fig. 5, unchanged
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU this would train the paper's 500k steps")
+def test_paper_recipe_without_a_gpu_is_refused_up_front(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--agent", "glamor", "--env", "dmc:cartpole-balance", "--recipe", "paper", "--out", str(out)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err and not out.exists()
 
 
 def test_unknown_recipe_is_refused_with_the_known_ones(tmp_path, capsys):

@@ -70,11 +70,25 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return apply_overrides(dataclasses.replace(config, **explicit), args.set)
 
 
+def check_local_cuda(config: RunConfig) -> None:
+    """In local mode the learner and planner run here: asking for CUDA without one is refused up front
+    (in Ray mode the GPUs are the cluster's, which this process cannot see)."""
+    wanted = [name for name, device in (("device", config.device), ("planner.device", config.planner.device))
+              if device.startswith("cuda")]
+    if config.mode == "local" and wanted:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{' and '.join(wanted)} = cuda, but this machine has no CUDA device "
+                             f"(--recipe paper needs a GPU; --set device=cpu planner.device=cpu runs it on CPU)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..coordinator import train
     from ..offline.plots import plot_training_curves
 
     config = config_from_args(args)
+    check_local_cuda(config)
     result = train(config)
     out = Path(config.resume or config.out)
     png = plot_training_curves(out)
