@@ -189,9 +189,10 @@ def _start(cfg: LocalSweepConfig, key: tuple[str, str, int], state: str) -> _Run
               f"{' '.join(train_argv(cfg, *key, state))}\n")
     log.flush()
     # Its own session: a Ctrl-C on the terminal reaches the sweep only, which passes exactly one on.
+    # No progress bars in the log (the sweep draws the one bar).
     process = subprocess.Popen(train_argv(cfg, *key, state), stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})  # logs are files
     return _Running(key, state, process, log)
 
 
