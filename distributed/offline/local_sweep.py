@@ -184,13 +184,13 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def _start(cfg: LocalSweepConfig, key: tuple[str, str, int], state: str) -> _Running:
+    argv = train_argv(cfg, *key, state)
     log = open(cfg.out / "logs" / f"{run_id(*key)}.log", "a")
-    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {state} run: "
-              f"{' '.join(train_argv(cfg, *key, state))}\n")
+    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {state} run: {' '.join(argv)}\n")
     log.flush()
     # Its own session: a Ctrl-C on the terminal reaches the sweep only, which passes exactly one on.
     # No progress bars in the log (the sweep draws the one bar).
-    process = subprocess.Popen(train_argv(cfg, *key, state), stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})  # logs are files
     return _Running(key, state, process, log)

@@ -208,6 +208,10 @@ def _plot_row(ax, row: Row) -> None:
     curves = np.array([np.where((grid >= run.steps[0]) & (grid <= run.steps[-1]),
                                 np.interp(grid, run.steps, run.values), np.nan) for run in row.runs])
     seen = ~np.isnan(curves).all(axis=0)
+    if seen.sum() < 2:  # one evaluation per run (eval_every=0): a point, the seed spread as its error bar
+        ax.errorbar([np.mean([run.steps[-1] for run in row.runs])], [row.finals.mean()], yerr=[row.finals.std()],
+                    fmt="o", capsize=4, label=f"{row.agent} (n={len(row.runs)})")
+        return
     mean = np.nanmean(curves[:, seen], axis=0)
     std = np.nan_to_num(np.nanstd(curves[:, seen], axis=0))
     (line,) = ax.plot(grid[seen], mean, label=f"{row.agent} (n={len(row.runs)})")
