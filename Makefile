@@ -20,10 +20,11 @@ install: $(STAMP) proto
 proto: $(STAMP)
 	$(PY) -c 'from pixelplan.distributed.grpc.build import build; build(force=True)'
 
-# The main job on an embedded default: GLAMOR on the 7x7 grid world, local mode (a few CPU minutes).
+# The main job on an embedded default: GLAMOR on the 7x7 grid world, local mode (a few CPU minutes);
+# the grid recipe (distributed/recipes.py) holds its settings: tiny preset, 16000 steps, 8 envs.
 run: install
-	$(PY) -m pixelplan.distributed.cli train --agent glamor --env grid --mode local --steps 16000 \
-	  --envs-per-worker 8 --out runs/glamor-grid --force --set agent.preset=tiny replay.capacity=20000 eval_every=4000
+	$(PY) -m pixelplan.distributed.cli train --agent glamor --env grid --recipe grid --mode local \
+	  --out runs/glamor-grid --force
 
 test: install
 	$(PY) -m pytest -q

@@ -1,9 +1,10 @@
 """Benchmark runner: ``python -m pixelplan.bench NAME [--quick]``.
 
-Imports ``pixelplan.bench.NAME``, calls its ``run(quick) -> dict``, writes
-``bench/results/NAME.json`` and prints the result as the last stdout line (one JSON object).
-``NAME=all`` runs every benchmark module here in turn, keeps going past a failing one (its entry
-becomes ``{"error": ...}``) and exits non-zero at the end if any failed.
+Imports ``pixelplan.bench.NAME`` (a ``-`` in NAME is a ``_`` in the module: glamor-layouts is
+glamor_layouts.py), calls its ``run(quick) -> dict``, writes ``bench/results/NAME.json`` and prints
+the result as the last stdout line (one JSON object). ``NAME=all`` runs every benchmark module here
+in turn but the hours-long recipe sweeps in ``BY_NAME_ONLY``, keeps going past a failing one (its
+entry becomes ``{"error": ...}``) and exits non-zero at the end if any failed.
 """
 from __future__ import annotations
 
@@ -20,14 +21,17 @@ BENCH_DIR = Path(__file__).parent
 RESULTS_DIR = BENCH_DIR / "results"
 
 
+BY_NAME_ONLY = ("glamor-dmc", "glamor-layouts")  # multi-seed training sweeps: hours on a CPU machine
+
+
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(BENCH_DIR)]) if not m.name.startswith("_"))
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules([str(BENCH_DIR)]) if not m.name.startswith("_"))
 
 
 def run_one(name: str, quick: bool) -> dict:
     if name not in available():
         raise SystemExit(f"unknown benchmark {name!r}: expected one of {', '.join(available())} or 'all'")
-    module = importlib.import_module(f"pixelplan.bench.{name}")
+    module = importlib.import_module(f"pixelplan.bench.{name.replace('-', '_')}")
     start = time.perf_counter()
     result = module.run(quick)
     print(f"[{name}] done in {time.perf_counter() - start:.1f} s", flush=True)
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(args.name, args.quick)), flush=True)
         return 0
     results, failed = {}, []
-    for name in available():
+    for name in [n for n in available() if n not in BY_NAME_ONLY]:
         print(f"[{name}] running", flush=True)
         try:
             results[name] = run_one(name, args.quick)

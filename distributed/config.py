@@ -72,6 +72,7 @@ class RunConfig:
     env: str = "grid"
     steps: int = 20_000  # env steps to collect
     seed: int = 0
+    recipe: str | None = None  # the named recipe applied (recorded only: its settings are in the fields)
     mode: Literal["local", "ray"] = "local"
     address: str | None = None  # Ray cluster address ("auto" inside a Ray job); None starts one
     workers: int = 1
@@ -176,7 +177,8 @@ def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
                                     "planner": replace_checked(config.planner, nested["planner"], "planner.")})
 
 
-NOT_SETTABLE = ("agent_overrides", "env_options", "replay", "planner")  # reached through their dotted paths
+NOT_SETTABLE = ("agent_overrides", "env_options", "replay", "planner",  # reached through their dotted paths
+                "recipe")  # --recipe NAME
 
 
 def _json_or_text(raw: str) -> Any:

@@ -51,6 +51,7 @@ def resolve_run(run: RunConfig) -> tuple[ResolvedRun, Any]:
 
     Raises ValueError with one line saying what is wrong; nothing on disk is touched.
     """
+    check_local_cuda(run)
     spec = probe_spec(run.env, run.env_options)
     if spec.discrete:  # the replay writes END = n and PAD = n + 1 into pair batches
         run = dataclasses.replace(run, replay=dataclasses.replace(run.replay, num_actions=spec.action_size))
@@ -70,3 +71,16 @@ def probe_spec(env_id: str, options: dict) -> EnvSpec:
         return env.spec
     finally:
         env.close()
+
+
+def check_local_cuda(config: RunConfig) -> None:
+    """In local mode the learner and planner run here: asking for CUDA without one is refused up front
+    (in Ray mode the GPUs are the cluster's, which this process cannot see)."""
+    wanted = [name for name, device in (("device", config.device), ("planner.device", config.planner.device))
+              if device.startswith("cuda")]
+    if config.mode == "local" and wanted:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{' and '.join(wanted)} = cuda, but this machine has no CUDA device "
+                             f"(--recipe paper needs a GPU; --set device=cpu planner.device=cpu runs it on CPU)")

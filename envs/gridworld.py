@@ -17,7 +17,8 @@ from .spec import EnvSpec
 
 EMPTY_7X7 = "\n".join(["#########"] + ["#.......#"] * 7 + ["#########"])
 MAPS_DIR = Path(__file__).parent / "data"
-NAMED_MAPS = {"": EMPTY_7X7, "empty": EMPTY_7X7, "four-rooms": (MAPS_DIR / "four-rooms.txt").read_text()}
+# Every map file in data/ is a named layout: grid:four-rooms, grid:maze, grid:comb.
+NAMED_MAPS = {"": EMPTY_7X7, "empty": EMPTY_7X7, **{p.stem: p.read_text() for p in sorted(MAPS_DIR.glob("*.txt"))}}
 MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])  # up, down, left, right
 WALL, FLOOR, AGENT = 128, 0, 255
 
@@ -43,7 +44,7 @@ def parse_map(text: str) -> tuple[np.ndarray, tuple[int, int] | None]:
 
 
 def resolve_map(name: str) -> str:
-    """``''``/``empty``/``four-rooms`` or a path to a map file, or a literal map string."""
+    """``''``/``empty``/a map in data/ (``four-rooms``, ``maze``, ``comb``) or a path to a map file, or a literal map string."""
     if name in NAMED_MAPS:
         return NAMED_MAPS[name]
     if "\n" in name:

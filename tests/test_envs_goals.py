@@ -63,3 +63,19 @@ def test_goal_set_reproducible_and_saved(tmp_path):
     # each goal frame shows the agent where its features say
     for frame, (r, col) in zip(a.frames, a.features.astype(int)):
         assert frame[0, r, col] == 255
+
+
+def test_goal_sets_share_one_cached_range_measurement_per_env_and_options(tmp_path, monkeypatch):
+    """Each run seed builds its own training goals; the 500-episode range measurement is the env's, done once."""
+    from pixelplan.distributed.goalsets import load_or_build_goal_set
+
+    monkeypatch.setenv("PIXELPLAN_CACHE", str(tmp_path))
+    options = {"time_limit": 20, "size": [16, 16]}
+    first = load_or_build_goal_set("dmc:cartpole-balance", 5, 1, options, show_progress=False)
+    (cached,) = (tmp_path / "ranges").glob("dmc_cartpole-balance-*.npy")
+    stamp = cached.stat().st_mtime_ns
+    second = load_or_build_goal_set("dmc:cartpole-balance", 5, 2, options, show_progress=False)
+    assert cached.stat().st_mtime_ns == stamp and (first.ranges == second.ranges).all()
+    assert not (first.features == second.features).all()  # different seeds, different goals
+    other = load_or_build_goal_set("dmc:cartpole-balance", 5, 1, {**options, "size": [8, 8]}, show_progress=False)
+    assert len(list((tmp_path / "ranges").glob("*.npy"))) == 2 and other.frames.shape[-1] == 8

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pixelplan.envs import make_env
-from pixelplan.envs.gridworld import AGENT, GridWorld
+from pixelplan.envs.gridworld import AGENT, MOVES, GridWorld
 
 
 def test_grid_shapes_start_and_exact_features():
@@ -39,6 +39,19 @@ def test_four_rooms_walls_lengthen_paths():
     assert env.spec.obs_shape == (1, 13, 13)
     start = env.start
     assert env.shortest_path_length(np.array([4, 3])) > abs(4 - start[0]) + abs(3 - start[1])
+
+
+@pytest.mark.parametrize("layout", ["maze", "comb"])
+def test_corridor_layouts_have_dead_ends_and_exact_shortest_paths(layout):
+    env = make_env(f"grid:{layout}")
+    floor = np.argwhere(~env.walls)
+    dist = env.distances(env.start)
+    assert (dist[~env.walls] >= 0).all()  # every floor cell is reachable from the start
+    neighbours = [sum(not env.walls[r + dr, c + dc] for dr, dc in MOVES) for r, c in floor]
+    assert neighbours.count(1) >= 4  # dead ends
+    detours = [env.shortest_path_length(cell) - np.abs(cell - env.start).sum() for cell in floor]
+    assert max(detours) >= 4  # walls force detours: the Manhattan distance is no guide
+    assert env.spec.time_limit >= dist.max()  # every goal can be reached within an episode
 
 
 def test_ascii_map_string_and_file(tmp_path):

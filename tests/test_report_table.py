@@ -51,7 +51,7 @@ def make_sweep(root: Path, seeds=(0, 1, 2, 3), rng_seed=0) -> dict[tuple[str, st
 
 def test_means_and_stds_over_seeds(tmp_path, capsys):
     finals = make_sweep(tmp_path / "sweep")
-    assert main(["report", str(tmp_path / "sweep")]) == 0
+    assert main(["report", str(tmp_path / "sweep"), "--no-random"]) == 0
     printed = capsys.readouterr().out
     assert "| env | metric | glamor | dreamer |" in printed and "±" in printed
     with open(tmp_path / "sweep" / "report.csv", newline="") as f:
@@ -71,7 +71,7 @@ def test_means_and_stds_over_seeds(tmp_path, capsys):
 
 def test_curves_png_is_written(tmp_path):
     make_sweep(tmp_path / "sweep", seeds=(0, 1))
-    result = report(tmp_path / "sweep", out_dir=tmp_path / "out")
+    result = report(tmp_path / "sweep", out_dir=tmp_path / "out", random=False)
     png = tmp_path / "out" / "report.png"
     assert png in result.files and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from matplotlib.image import imread
@@ -82,18 +82,18 @@ def test_curves_png_is_written(tmp_path):
 
 def test_single_seed_has_no_std_and_other_metrics_can_be_tabulated(tmp_path):
     make_sweep(tmp_path / "sweep", seeds=(7,))
-    rows = report(tmp_path / "sweep").rows
+    rows = report(tmp_path / "sweep", random=False).rows
     assert all(len(r.runs) == 1 and math.isnan(r.std) for r in rows)
-    speed = report(tmp_path / "sweep", metric="env_steps_per_s").rows
+    speed = report(tmp_path / "sweep", metric="env_steps_per_s", random=False).rows
     assert {r.metric for r in speed} == {"env_steps_per_s"} and all(r.mean == 500.0 for r in speed)
 
 
 def test_runs_without_a_headline_metric_yet_are_skipped(tmp_path, capsys):
     make_sweep(tmp_path / "sweep", seeds=(0, 1))
     write_run(tmp_path / "sweep" / "alm-grid-s0", "alm", "grid", 0, [(100, "loss/model", 1.0)], done=False)
-    assert main(["report", str(tmp_path / "sweep")]) == 0
+    assert main(["report", str(tmp_path / "sweep"), "--no-random"]) == 0
     assert "skipped" in capsys.readouterr().out
-    assert "alm" not in {r.agent for r in report(tmp_path / "sweep").rows}
+    assert "alm" not in {r.agent for r in report(tmp_path / "sweep", random=False).rows}
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -114,5 +114,20 @@ def test_bad_sweep_folders_give_clear_errors(tmp_path, capsys, breakage, message
             (run / "metrics.csv").write_text("step,key,value\n1,eval/achievement,0.5\n")
         else:
             write_run(root / "again" / "glamor-grid-s0", "glamor", "grid", 0, [(100, "eval/achievement", 0.1)])
-    assert main(["report", str(root)]) == 2
+    assert main(["report", str(root), "--no-random"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_report_adds_the_papers_table1_value_and_budget(tmp_path):
+    make_sweep(tmp_path / "sweep", seeds=(0, 1))
+    report(tmp_path / "sweep", random=False)
+    markdown = (tmp_path / "sweep" / "report.md").read_text()
+    cartpole = next(line for line in markdown.splitlines() if line.startswith("| dmc:cartpole-balance | eval/achievement"))
+    assert cartpole.endswith("| – | 0.97 ± 0.03 (500k steps) |")  # no random column asked for; Table 1's value
+    grid = next(line for line in markdown.splitlines() if line.startswith("| grid | eval/achievement"))
+    assert grid.endswith("| – | – |")  # the paper has no grid value
+    with open(tmp_path / "sweep" / "report.csv", newline="") as f:
+        rows = {(r["agent"], r["env"]): r for r in csv.DictReader(f)}
+    assert (rows[("glamor", "dmc:cartpole-balance")]["paper_mean"], rows[("glamor", "dmc:cartpole-balance")]["paper_steps"]) \
+        == ("0.97", "500000")
+    assert rows[("dreamer", "dmc:cartpole-balance")]["paper_mean"] == ""  # returns are not achievement rates

@@ -4,6 +4,8 @@ of the papers' Table 1) and one PNG of learning curves.
 A run folder is any folder holding ``metrics.csv`` (long format: wall_time,env_steps,key,value)
 and ``config.json`` (agent, env, seed, ...); ``done`` marks a finished run. Unfinished runs count
 with their latest value and are flagged, so a report can be read while the sweep still runs.
+Achievement rows also show a random policy on the same evaluation goals and, where the paper has
+one, GLAMOR's Table 1 value with its budget (``baselines.py``).
 """
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ import csv
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..metrics_log import read_metrics
+from .baselines import PAPER_SOURCE, PAPER_STEPS, paper_value, random_achievement
 
 HEADLINE_KEYS = ("eval/achievement", "eval/return")  # GLAMOR's achievement rate, else the episode return
 AGENT_ORDER = ("glamor", "dreamer", "alm")
@@ -33,6 +36,7 @@ class Run:
     metric: str
     steps: np.ndarray  # increasing env steps at which `metric` was logged
     values: np.ndarray
+    env_options: dict = field(default_factory=dict)
 
     @property
     def final(self) -> float:
@@ -63,12 +67,19 @@ class Row:
     def finished(self) -> int:
         return sum(r.done for r in self.runs)
 
+    @property
+    def env_options(self) -> dict | None:
+        """The runs' shared env options; None when seeds ran with different ones (no one baseline fits)."""
+        distinct = {json.dumps(r.env_options, sort_keys=True) for r in self.runs}
+        return json.loads(distinct.pop()) if len(distinct) == 1 else None
+
 
 @dataclass(frozen=True)
 class Report:
     rows: list[Row]
     skipped: list[Path]  # run folders with no headline metric logged yet
     files: list[Path]
+    random: dict[tuple[str, str], float] = field(default_factory=dict)  # (env, metric) -> random policy's value
 
 
 def load_run(folder: Path, keys: tuple[str, ...] = HEADLINE_KEYS) -> Run | None:
@@ -85,7 +96,7 @@ def load_run(folder: Path, keys: tuple[str, ...] = HEADLINE_KEYS) -> Run | None:
     if metric is None:
         return None
     return Run(folder, str(config["agent"]), str(config["env"]), int(config["seed"]), (folder / "done").exists(),
-               metric, *curves[metric])
+               metric, *curves[metric], env_options=dict(config.get("env_options") or {}))
 
 
 def collect(runs: list[Run]) -> list[Row]:
@@ -117,29 +128,56 @@ def _cell(row: Row | None) -> str:
     return f"{_number(row.mean)} ± {_number(row.std)} ({note})"
 
 
-def format_table(rows: list[Row]) -> str:
-    """Markdown: one line per (env, metric), one column per agent, cells 'mean ± std (n=seeds)'."""
+def _paper_cell(env: str, metric: str) -> str:
+    value = paper_value(env) if metric == "eval/achievement" else None
+    return "–" if value is None else f"{value[0]:.2f} ± {value[1]:.2f} ({PAPER_STEPS // 1000}k steps)"
+
+
+def format_table(rows: list[Row], random: dict[tuple[str, str], float] | None = None) -> str:
+    """Markdown: one line per (env, metric), one column per agent, cells 'mean ± std (n=seeds)', then
+    the random policy on the same goals and GLAMOR's published value."""
     agents = _agents(rows)
+    random = random or {}
     by_key = {(r.env, r.metric, r.agent): r for r in rows}
-    lines = ["| env | metric | " + " | ".join(agents) + " |", "|---|---|" + "---|" * len(agents)]
+    lines = ["| env | metric | " + " | ".join(agents) + " | random policy | GLAMOR paper |",
+             "|---|---|" + "---|" * (len(agents) + 2)]
     for env, metric in sorted({(r.env, r.metric) for r in rows}):
         cells = [_cell(by_key.get((env, metric, a))) for a in agents]
-        lines.append(f"| {env} | {metric} | " + " | ".join(cells) + " |")
+        chance = _number(random[(env, metric)]) if (env, metric) in random else "–"
+        lines.append(f"| {env} | {metric} | " + " | ".join(cells) + f" | {chance} | {_paper_cell(env, metric)} |")
     return "\n".join(lines)
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
+def random_baselines(rows: list[Row]) -> dict[tuple[str, str], float]:
+    """The random policy's achievement (and optimal-path rate) for every goal-env row, cached per env."""
+    out = {}
+    for row in rows:
+        if row.metric in ("eval/achievement", "eval/optimal") and row.env_options is not None:
+            value = random_achievement(row.env, row.env_options).get(row.metric)
+            if value is not None:
+                out[(row.env, row.metric)] = value
+    return out
+
+
+def write_csv(rows: list[Row], path: Path, random: dict[tuple[str, str], float] | None = None) -> None:
+    random = random or {}
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["agent", "env", "metric", "seeds", "finished", "mean", "std", "finals"])
+        writer.writerow(["agent", "env", "metric", "seeds", "finished", "mean", "std", "finals", "random",
+                         "paper_mean", "paper_std", "paper_steps"])
         for r in rows:
             finals = ";".join(f"{run.seed}:{run.final!r}" for run in r.runs)
-            writer.writerow([r.agent, r.env, r.metric, len(r.runs), r.finished, repr(r.mean), repr(r.std), finals])
+            paper = paper_value(r.env) if r.metric == "eval/achievement" else None
+            writer.writerow([r.agent, r.env, r.metric, len(r.runs), r.finished, repr(r.mean), repr(r.std), finals,
+                             repr(random[(r.env, r.metric)]) if (r.env, r.metric) in random else "",
+                             *(paper if paper else ("", "")), PAPER_STEPS if paper else ""])
 
 
-def plot_curves(rows: list[Row], path: Path) -> None:
+def plot_curves(rows: list[Row], path: Path, random: dict[tuple[str, str], float] | None = None) -> None:
     """A row of panels per env, one per headline metric there; per agent the mean over the seeds
-    that have evaluated around each step, with a ± std band."""
+    that have evaluated around each step, with a ± std band; dashed: the random policy, dotted:
+    GLAMOR's published value (reached at its budget, usually far to the right of a CPU run)."""
+    random = random or {}
     from matplotlib.figure import Figure  # no pyplot: no global backend, works headless
 
     envs = sorted({r.env for r in rows})
@@ -155,6 +193,11 @@ def plot_curves(rows: list[Row], path: Path) -> None:
             ax, metric = axes[i, j], metrics[env][j]
             for row in (r for r in rows if (r.env, r.metric) == (env, metric)):
                 _plot_row(ax, row)
+            if (env, metric) in random:
+                ax.axhline(random[(env, metric)], color="gray", linestyle="--", label="random policy")
+            paper = paper_value(env) if metric == "eval/achievement" else None
+            if paper is not None:
+                ax.axhline(paper[0], color="black", linestyle=":", label=f"GLAMOR paper ({PAPER_STEPS // 1000}k steps)")
             ax.set(title=env, xlabel="env steps", ylabel=metric)
             ax.legend(fontsize="small")
     fig.savefig(path, dpi=110)
@@ -165,13 +208,18 @@ def _plot_row(ax, row: Row) -> None:
     curves = np.array([np.where((grid >= run.steps[0]) & (grid <= run.steps[-1]),
                                 np.interp(grid, run.steps, run.values), np.nan) for run in row.runs])
     seen = ~np.isnan(curves).all(axis=0)
+    if seen.sum() < 2:  # one evaluation per run (eval_every=0): a point, the seed spread as its error bar
+        ax.errorbar([np.mean([run.steps[-1] for run in row.runs])], [row.finals.mean()], yerr=[row.finals.std()],
+                    fmt="o", capsize=4, label=f"{row.agent} (n={len(row.runs)})")
+        return
     mean = np.nanmean(curves[:, seen], axis=0)
     std = np.nan_to_num(np.nanstd(curves[:, seen], axis=0))
     (line,) = ax.plot(grid[seen], mean, label=f"{row.agent} (n={len(row.runs)})")
     ax.fill_between(grid[seen], mean - std, mean + std, color=line.get_color(), alpha=0.2)
 
 
-def report(sweep_dir: Path, out_dir: Path | None = None, metric: str | None = None) -> Report:
+def report(sweep_dir: Path, out_dir: Path | None = None, metric: str | None = None, random: bool = True) -> Report:
+    """``random``: add the random policy's value on each goal env (computed once per env, then cached)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"no sweep folder at {sweep_dir}")
@@ -184,14 +232,17 @@ def report(sweep_dir: Path, out_dir: Path | None = None, metric: str | None = No
     if not runs:
         raise ValueError(f"none of the {len(folders)} runs under {sweep_dir} has logged {' or '.join(keys)} yet")
     rows = collect(runs)
+    chance = random_baselines(rows) if random else {}
     out_dir = Path(out_dir or sweep_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = format_table(rows)
+    table = format_table(rows, chance)
     skipped = [folder for folder, run in loaded.items() if run is None]
-    notes = [f"{len(runs)} runs, {sum(r.done for r in runs)} finished; std is over seeds (ddof=1)."]
+    notes = [f"{len(runs)} runs, {sum(r.done for r in runs)} finished; std is over seeds (ddof=1).",
+             "random policy: uniform random actions until the time limit, on the same evaluation goals "
+             f"(3 episodes per goal). GLAMOR paper: {PAPER_SOURCE}, mean ± std over 3 seeds."]
     notes += [f"skipped (no {' or '.join(keys)} yet): {folder}" for folder in skipped]
     files = [out_dir / "report.md", out_dir / "report.csv", out_dir / "report.png"]
     files[0].write_text(f"# Sweep {sweep_dir.resolve().name}\n\n{table}\n\n" + "\n\n".join(notes) + "\n")
-    write_csv(rows, files[1])
-    plot_curves(rows, files[2])
-    return Report(rows, skipped, files)
+    write_csv(rows, files[1], chance)
+    plot_curves(rows, files[2], chance)
+    return Report(rows, skipped, files, chance)

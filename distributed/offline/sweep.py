@@ -63,6 +63,7 @@ class SweepConfig:
     storage_class: str | None = None
     metrics_port: int = 8090
     overrides: tuple[str, ...] = field(default=())  # `--set key=value` passed to `pixelplan train`
+    recipe: str | None = None  # `pixelplan train --recipe NAME` for every run
 
     def __post_init__(self) -> None:
         if not _DNS_LABEL.match(self.name) or len(self.name) > MAX_SWEEP_NAME:
@@ -92,6 +93,8 @@ class SweepConfig:
             if "=" not in item:
                 raise ValueError(f"override {item!r} must look like key=value")
         gpu_split(self.gpus, self.learners, self.learner_gpus, self.planner_gpus)
+        if self.recipe is not None:
+            check_recipe(self.recipe, self.agents, self.envs)
 
     @property
     def head_cpus(self) -> int:
@@ -104,6 +107,16 @@ class SweepConfig:
     @property
     def runs(self) -> list[tuple[str, str, int]]:
         return [(a, e, s) for a in self.agents for e in self.envs for s in self.seeds]
+
+
+def check_recipe(name: str, agents: tuple[str, ...], envs: tuple[str, ...]) -> None:
+    """Refuse a sweep before anything is written or started if its recipe does not fit every run."""
+    from ..recipes import get_recipe
+
+    recipe = get_recipe(name)
+    for agent in agents:
+        for env in envs:
+            recipe.check(agent, env)
 
 
 def _check_unique(what: str, items: tuple) -> None:
@@ -192,6 +205,7 @@ def train_command(cfg: SweepConfig, agent: str, env: str, seed: int) -> list[str
                "--planner-gpus", f"{planner_gpus:g}", "--device", "cuda" if cfg.gpus else "cpu",
                "--metrics-port", str(cfg.metrics_port), "--metrics-host", "0.0.0.0", "--no-progress",
                "--out", f"{RESULTS_MOUNT}/{cfg.name}/{run_id(agent, env, seed)}"]
+    command += ["--recipe", cfg.recipe] if cfg.recipe else []
     return command + ["--set", *map(_masked, cfg.overrides)] if cfg.overrides else command
 
 
