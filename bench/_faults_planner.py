@@ -5,7 +5,8 @@ replay shards, and gRPC clients in threads of this process acting as outside act
 plans an episode over gRPC, plays it on its own grid env and inserts the trajectory, tagged with a
 unique id, into a replay shard; an id counts as *acknowledged* once the insert returns. Mid-run Ray
 kills the planner and restarts it. Afterwards every trajectory is read back from Redis and the ids
-are compared with the acknowledged ones: each must be there exactly once.
+are compared with the acknowledged ones (the clients' and the run's own workers'): each must be there
+exactly once.
 
 The case also reports what the clients saw: calls refused during the outage, the time until gRPC
 answered again on the same address, and the oldest weights version answered after the kill (it
@@ -15,7 +16,6 @@ must not be older than the last broadcast before the kill: no plans from untrain
 """
 from __future__ import annotations
 
-import collections
 import shutil
 import tempfile
 import threading
@@ -24,12 +24,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixelplan.bench.faults import acked_uids, stored_uids, tally
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.replay.config import ReplayConfig
 from pixelplan.distributed.replay.redis_server import LocalRedisServer
-from pixelplan.distributed.replay.redis_store import RedisTrajectoryStore
 from pixelplan.envs import TrajectoryBuilder, make_env
-from pixelplan.envs.trajectory import Trajectory
 
 
 @dataclass
@@ -60,32 +59,21 @@ def _client_loop(index: int, address: str, shards: list, stop: threading.Event, 
                     time.sleep(0.05)
                     continue
                 log.answers.append((sent, plan.version))
-                uid = f"client{index}-{episode}"
                 builder = TrajectoryBuilder(env.spec.env_id, env.frame(), env.goal_features(), env.spec.stack,
-                                            worker_id=100 + index, policy_version=plan.version, extra={"uid": uid})
+                                            worker_id=100 + index, policy_version=plan.version)
                 for action in plan.actions[0, :plan.lengths[0]]:
                     step = env.step(int(action))
                     builder.add(int(action), step.reward, step.terminated, env.frame(), env.goal_features())
                     if step.terminated or step.truncated:
                         break
-                shards[episode % len(shards)].call("insert", builder.finish().to_bytes()).result(timeout=60)
-                log.acknowledged.append(uid)
+                trajectory = builder.finish()
+                shards[episode % len(shards)].call("insert", trajectory.to_bytes()).result(timeout=60)
+                log.acknowledged.append(trajectory.uid)
                 episode += 1
     except BaseException as exc:  # noqa: BLE001 - reported by the case
         log.error = exc
     finally:
         env.close()
-
-
-def _stored_trajectories(url: str, namespace: str, shards: int) -> list[Trajectory]:
-    stored = []
-    for shard_id in range(shards):
-        store = RedisTrajectoryStore(url, namespace, shard_id)
-        try:
-            stored += [Trajectory.from_bytes(blob) for _, blob in store.load()]
-        finally:
-            store.close()
-    return stored
 
 
 def _wait(condition, timeout: float, what: str, training: threading.Thread) -> None:
@@ -145,17 +133,15 @@ def run_planner_kill_case(quick: bool = False, clients: int = 2) -> dict:
         refused = sorted(t for log in logs for t in log.refused if t >= killed_at)
         after = [(t, v) for log in logs for t, v in log.answers if t >= killed_at]
         back = min((t for t, _ in after if refused and t > refused[0]), default=None)
-        acknowledged = [uid for log in logs for uid in log.acknowledged]
-        stored = _stored_trajectories(redis_server.url, namespace, replay.shards)
-        present = collections.Counter(t.extra["uid"] for t in stored if "uid" in t.extra)
         out = folder / "run"
+        from_clients = [uid for log in logs for uid in log.acknowledged]
+        from_workers = acked_uids(out)  # the run's own workers' acknowledged trajectories
+        stored = stored_uids(redis_server.url, coordinator.run.replay)  # the run's scoped keys
         return {
-            "acknowledged": len(acknowledged),
-            "recovered": sum(1 for uid in acknowledged if present[uid] >= 1),
-            "duplicated": sum(1 for uid in acknowledged if present[uid] > 1),
-            "lost": sum(1 for uid in acknowledged if present[uid] == 0),
-            "unacknowledged_present": sum(1 for uid in present if uid not in set(acknowledged)),
-            "worker_trajectories": sum(1 for t in stored if "uid" not in t.extra),
+            **tally(from_clients + from_workers, stored),
+            "client_trajectories": len(from_clients),
+            "worker_trajectories": len(from_workers),
+            "unacknowledged_present": sum(1 for uid in stored if uid not in set(from_clients + from_workers)),
             "calls_refused_during_outage": len(refused),
             "answers_after_kill": len(after),
             "grpc_back_after_s": None if back is None or not refused else round(back - refused[0], 2),

@@ -1,6 +1,4 @@
 """Fault case: the planner is killed mid-run with gRPC clients attached (real Ray, real redis-server)."""
-import shutil
-
 import pytest
 
 from pixelplan.bench._faults_planner import run_planner_kill_case
@@ -10,12 +8,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.redis, pytest.mark.slow]
 
 
 def test_killed_planner_comes_back_on_its_address_with_the_last_weights_and_loses_nothing():
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
     result = run_planner_kill_case(quick=True)
     assert result["client_errors"] == []
-    # By identity: every trajectory a client had acknowledged is in Redis exactly once.
-    assert result["acknowledged"] >= 12
+    # By identity (trajectory uid): every trajectory a client or a worker had acknowledged is in Redis exactly once.
+    assert result["client_trajectories"] >= 12
     assert result["recovered"] == result["acknowledged"] and result["lost"] == 0 and result["duplicated"] == 0
     # The planner really went away, then answered again on the same address, never with older weights.
     assert result["calls_refused_during_outage"] >= 1 and result["answers_after_kill"] >= 6
