@@ -264,11 +264,12 @@ def plan_request(env: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def spawn_planners(ray, env: str, agent: str, overrides: dict) -> dict:
     """The service with batching (max_batch 64) and one request at a time, placed as the Coordinator does."""
     from pixelplan.distributed.planner_service import BatchingPlanner
+    from pixelplan.distributed.resolve import ResolvedRun
 
     def spawn(max_batch: int):
         config = PlannerConfig(max_batch=max_batch)
         run = RunConfig(agent=agent, env=ENVS[env], agent_overrides=overrides, planner=config)
-        return ray.remote(BatchingPlanner).options(num_cpus=1).remote(run, 0)
+        return ray.remote(BatchingPlanner).options(num_cpus=1).remote(ResolvedRun.of(run))
 
     return {"env": env, "agent": agent, "overrides": overrides, "batched": spawn(64), "one_at_a_time": spawn(1)}
 
