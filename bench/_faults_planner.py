@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelplan.bench.faults import acked_uids, stored_uids, tally
+from pixelplan.bench.faults import acked_uids, intact, stored_uids, tally
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.replay.config import ReplayConfig
 from pixelplan.distributed.replay.redis_server import LocalRedisServer
@@ -137,8 +137,9 @@ def run_planner_kill_case(quick: bool = False, clients: int = 2) -> dict:
         from_clients = [uid for log in logs for uid in log.acknowledged]
         from_workers = acked_uids(out)  # the run's own workers' acknowledged trajectories
         stored = stored_uids(redis_server.url, coordinator.run.replay)  # the run's scoped keys
-        return {
-            **tally(from_clients + from_workers, stored),
+        counts = tally(from_clients + from_workers, stored)
+        result = {
+            **counts,
             "client_trajectories": len(from_clients),
             "worker_trajectories": len(from_workers),
             "unacknowledged_present": sum(1 for uid in stored if uid not in set(from_clients + from_workers)),
@@ -153,6 +154,9 @@ def run_planner_kill_case(quick: bool = False, clients: int = 2) -> dict:
             "env_steps": int(coordinator.counters["env_steps"]),
             "client_errors": errors,
         }
+        result["ok"] = bool(intact(counts) and not errors and result["training_finished"] and result["same_grpc_address"]
+                            and (result["min_version_after_kill"] or -1) >= result["version_at_kill"])
+        return result
     finally:
         stop.set()
         if coordinator is not None:

@@ -19,4 +19,4 @@ def test_killed_planner_comes_back_on_its_address_with_the_last_weights_and_lose
     assert result["min_version_after_kill"] >= result["version_at_kill"] >= 5
     # Training went on to the end and left checkpoints; the workers' own trajectories are there too.
     assert result["training_finished"] and result["checkpoints"] >= 1 and result["env_steps"] >= 3000
-    assert result["worker_trajectories"] > 0
+    assert result["worker_trajectories"] > 0 and result["ok"]
