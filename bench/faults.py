@@ -116,6 +116,13 @@ class Background:
         self.coordinator.close()
         return self.result, self.error
 
+    def finish(self, timeout: float = 300) -> dict:
+        """join(), raising the training's own error if it had one."""
+        result, error = self.join(timeout)
+        if error is not None:
+            raise error
+        return result
+
 
 # -- the cases --------------------------------------------------------------------------------------
 def redis_restart_case(quick: bool = False, mode: str = "local") -> dict:

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pixelplan.bench.faults import acked_uids
+from pixelplan.bench.faults import Background, acked_uids
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.coordinator import Coordinator
 from pixelplan.distributed.replay.config import ReplayConfig
@@ -31,45 +31,13 @@ def _config(tmp_path, **kw) -> RunConfig:
     return dataclasses.replace(base, **kw)
 
 
-class Background:
-    """Runs Coordinator.train in a thread so the test can break things meanwhile."""
-
-    def __init__(self, config: RunConfig) -> None:
-        self.coordinator = Coordinator(config)
-        self.result: dict = {}
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self.coordinator.train()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in join()
-            self.error = exc
-
-    def wait_for(self, key: str, value: float, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while self.coordinator.counters[key] < value:
-            assert self.thread.is_alive(), f"training stopped early: {self.error!r}"
-            assert time.time() < deadline, f"{key} stuck at {self.coordinator.counters[key]}"
-            time.sleep(0.05)
-
-    def join(self, timeout: float = 240) -> dict:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "training did not finish"
-        self.coordinator.close()
-        if self.error:
-            raise self.error
-        return self.result
-
-
 def test_killed_worker_is_restarted_and_training_goes_on(ray_cluster, tmp_path):
     run = Background(_config(tmp_path))
     run.wait_for("updates", 5)
     steps_before = run.coordinator.counters["env_steps"]
     ray.kill(run.coordinator.workers[0].actor, no_restart=False)
     run.wait_for("worker_restarts", 1)
-    result = run.join()
+    result = run.finish()
     assert result["env_steps"] >= 4000 > steps_before
     assert result["updates"] > 5 and result["worker_restarts"] >= 1
 
@@ -84,7 +52,7 @@ def test_killed_redis_shard_comes_back_with_its_data(ray_cluster, redis_server, 
     ray.kill(shard.actor, no_restart=False)
     time.sleep(1.0)
     assert shard.call("num_transitions").result() >= held  # recovered from Redis (and kept growing)
-    result = run.join()
+    result = run.finish()
     assert result["env_steps"] >= 5000
     stored = sum(s.call("num_transitions").result() for s in run.coordinator.shards)
     assert stored >= result["inserted_steps"]  # every acknowledged insert is still there
@@ -99,7 +67,7 @@ def test_planner_restart_loses_no_worker(ray_cluster, tmp_path):
     run.wait_for("env_steps", 1000)
     ray.kill(run.coordinator.planner.actor, no_restart=False)
     run.wait_for("env_steps", 3000)
-    result = run.join()
+    result = run.finish()
     assert result["env_steps"] >= 5000 and result["worker_restarts"] == 0
     assert run.coordinator.planner.call("ping").result() == run.coordinator.version  # re-synced weights
 
@@ -108,7 +76,7 @@ def test_policy_agents_act_through_the_service_from_every_worker(ray_cluster, tm
     config = _config(tmp_path, agent="stub-policy", acting="service", env_options={"reward_cell": [1, 1]},
                      agent_overrides={"min_steps_learn": 200, "batch_size": 4, "window": 5})
     run = Background(config)
-    result = run.join()
+    result = run.finish()
     stats = run.coordinator.planner.call("stats").result()
     assert result["updates"] > 0 and stats["planner/acts"] == result["env_steps"] >= 4000
     assert stats["version/planner"] > 0  # acted with broadcast weights, not the initial ones
@@ -126,7 +94,7 @@ def test_reward_agents_train_in_ray_mode(ray_cluster, tmp_path, agent, env, opti
 
     config = _config(tmp_path, agent=agent, env=env, env_options=options, agent_overrides=overrides, steps=1000,
                      checkpoint_every=20)
-    result = Background(config).join()
+    result = Background(config).finish()
     out = tmp_path / "run"
     curves = read_metrics(out / "metrics.csv")
     assert result["updates"] > 20 and np.isfinite(result["eval/return"])
@@ -165,7 +133,7 @@ def test_data_parallel_learners_stay_identical(ray_cluster, tmp_path):
     config = _config(tmp_path, agent="glamor", learners=2, steps=600, sync_every=4, workers=1,
                      agent_overrides={"preset": "tiny", "min_steps_learn": 200, "batch_size": 16})
     run = Background(config)
-    result = run.join()
+    result = run.finish()
     assert result["updates"] >= 8
     digests = [learner.call("batch_digest").result() for learner in run.coordinator.learners]
     assert digests[0] != digests[1]  # each rank samples its own batches (its own seed)...
