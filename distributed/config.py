@@ -171,7 +171,8 @@ def apply_overrides(config: RunConfig, assignments: list[str]) -> RunConfig:
         else:
             raise ValueError(f"unknown setting {key!r} (try agent.<field>, env.<option>, replay.<field>, "
                              f"planner.<field> or a run field such as steps)")
-    agent = {k: (v if k == "preset" else getattr(make_config(config.agent, {**agent}), k)) for k, v in agent.items()}
+    typed = make_config(config.agent, agent)  # built once: every agent.* value checked against its field's type
+    agent = {k: (v if k == "preset" else getattr(typed, k)) for k, v in agent.items()}
     return replace_checked(config, {**top, "agent_overrides": agent, "env_options": env,
                                     "replay": replace_checked(config.replay, nested["replay"], "replay."),
                                     "planner": replace_checked(config.planner, nested["planner"], "planner.")})

@@ -13,6 +13,7 @@ from pixelplan.envs import Film, make_env
 
 from .checkpoint import load_checkpoint
 from .config import RunConfig
+from .resolve import probe_spec
 
 
 class AgentGoalPolicy:
@@ -41,9 +42,7 @@ def load_trained_agent(path: str, planning: dict | None = None):
         settable = f"only its planning settings {list(allowed)}" if allowed else "none of its settings"
         raise ValueError(f"agent.{refused[0]} changes the trained {run.agent} model; at evaluation "
                          f"{settable} may change")
-    env = make_env(run.env, **run.env_options)
-    spec = env.spec
-    env.close()
+    spec = probe_spec(run.env, run.env_options)
     agent = make_agent(run.agent, spec, run.agent_overrides, device="cpu")
     agent.load_state_dict(state["learner"]["agent"])
     if planning:
