@@ -42,12 +42,13 @@ class EvalResult:
     goal_index: np.ndarray  # (E,)
     achieved: np.ndarray  # (E,) bool
     steps: np.ndarray  # (E,) steps taken before judging
-    optimal: np.ndarray  # (E,) bool, achieved in the shortest possible number of steps (grid only)
+    optimal: np.ndarray  # (E,) bool, stopped on the goal cell after a shortest path to it (grid only)
     final_frames: np.ndarray  # (E, *frame_shape)
     final_features: np.ndarray  # (E, F)
     has_optimal: bool = False
     extra: dict = field(default_factory=dict)
     films: list[Film] = field(default_factory=list)  # the first ``record`` episodes, in episode order
+    shortest: np.ndarray | None = None  # (E,) shortest-path distance from the start to the goal (grid only)
 
     @property
     def achievement_rate(self) -> float:
@@ -85,10 +86,10 @@ def evaluate(make_env: Callable[[], PixelEnv], goals: GoalSet, policy: GoalPolic
         for env in envs:
             env.close()
     films = [film for *_, film in records if film is not None]
-    gi, ok, steps, frames, feats, opt = (np.array(col) for col in zip(*(r[:-1] for r in records)))
+    gi, ok, steps, frames, feats, opt, best = (np.array(col) for col in zip(*(r[:-1] for r in records)))
     has_opt = hasattr(envs[0], "shortest_path_length")
     return EvalResult(gi, ok.astype(bool), steps, opt.astype(bool) & has_opt, frames, feats, has_opt,
-                      {"env_id": spec.env_id}, films)
+                      {"env_id": spec.env_id}, films, best if has_opt else None)
 
 
 def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, policy: GoalPolicy, seed: int,
@@ -121,6 +122,10 @@ def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, po
     for i, env in enumerate(envs):
         feats = env.goal_features()
         ok = bool(achieved(feats, goals.features[gidx[i]], goals.ranges))
-        best = env.shortest_path_length(goals.features[gidx[i]]) if hasattr(env, "shortest_path_length") else -1
-        out.append((gidx[i], ok, steps[i], env.frame(), feats, ok and steps[i] == best, films[i]))
+        goal = goals.features[gidx[i]]
+        best = env.shortest_path_length(goal) if hasattr(env, "shortest_path_length") else -1
+        # Optimal: stopped on the goal cell itself after the shortest path to it. The 10% rule accepts
+        # the goal's neighbours on layouts 11+ cells wide; stopping next to it is achieved, not optimal.
+        on_goal = np.array_equal(np.rint(feats), np.rint(goal))
+        out.append((gidx[i], ok, steps[i], env.frame(), feats, ok and on_goal and steps[i] == best, best, films[i]))
     return out

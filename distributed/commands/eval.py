@@ -16,6 +16,7 @@ from pixelplan.envs import RandomGoalPolicy, evaluate, make_env, parse_env_id
 
 from ..eval_policies import AgentGoalPolicy, load_trained_agent, play_episodes
 from ..goalsets import EVAL_GOAL_SEED, EVAL_GOALS, load_or_build_goal_set
+from ..offline.plan_diagnosis import by_distance, diagnose_start_plans
 from ..offline.plots import plot_goal_grid
 from ..videos import goal_video, return_video, write_video
 
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="planning settings of a trained run, e.g. agent.policy_trials=200 agent.plan_discount=0.7")
     p.add_argument("--video", type=int, default=0, metavar="N", help="also write videos of the first N episodes")
     p.add_argument("--fps", type=int, default=10, help="frames per second of the videos")
+    p.add_argument("--diagnose", action="store_true",
+                   help="grid envs: results by shortest-path distance and, for a trained GLAMOR, whether its "
+                        "detours are search misses or model errors (offline/plan_diagnosis.py)")
     p.add_argument("--out", default=None, help="folder for result.json, goals.png and videos/ "
                                                "(default: RUN_DIR/eval, or runs/eval-<env> for 'random')")
     p.set_defaults(func=run)
@@ -58,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fps < 1:
         raise ValueError("--fps must be >= 1")
     planning = planning_overrides(args.overrides)
+    if args.diagnose and parse_env_id(args.env or "grid")[0] != "grid":
+        raise ValueError("--diagnose is for grid envs (it needs shortest paths)")
     if args.agent == "random":
         if args.env is None:
             raise ValueError("--env is needed to evaluate 'random' (a trained run brings its own env)")
@@ -72,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         if args.env is not None and args.env != trained.env:
             raise ValueError(f"{args.agent} was trained on {trained.env!r}, not {args.env!r}")
         env_id, env_options, kind = trained.env, trained.env_options, trained.agent
+        if args.diagnose and parse_env_id(env_id)[0] != "grid":
+            raise ValueError(f"--diagnose is for grid envs (it needs shortest paths); {args.agent} is on {env_id}")
         seed = trained.seed if args.seed is None else args.seed
         path = Path(args.agent)
         out = Path(args.out) if args.out else (path / "eval" if path.is_dir() else path.with_name(path.stem + "-eval"))
@@ -114,6 +122,8 @@ def _evaluate_goals(args, agent, env_id: str, env_options: dict, seed: int, out:
     if result.has_optimal:
         rows.append(("optimal-path rate", f"{result.optimal_rate:.3f}"))
     rows += [("mean steps", f"{result.steps.mean():.1f}"), ("goal grid", str(png))]
+    if args.diagnose:
+        rows += _diagnose(agent, env_id, env_options, goals, result, seed, summary)
     videos = [write_video(out / "videos" / f"episode-{i:03d}",
                           goal_video(film, goals.frames[result.goal_index[i]], probe.spec.time_limit), args.fps)
               for i, film in enumerate(result.films)]
@@ -129,3 +139,20 @@ def _evaluate_returns(args, agent, env_id: str, env_options: dict, seed: int, ou
     videos = [write_video(out / "videos" / f"episode-{i:03d}", return_video(film), args.fps)
               for i, film in enumerate(result.films)]
     return rows, videos
+
+
+def _diagnose(agent, env_id: str, env_options: dict, goals, result, seed: int, summary: dict):
+    bands = by_distance(result.shortest, result.achieved, result.optimal, result.steps)
+    summary["by_distance"] = bands
+    rows = [(f"distance {b['distance']} ({b['episodes']} ep)",
+             f"achievement {b['achievement']:.2f}, optimal {b['optimal']:.2f}, excess steps {b['excess_steps']:.1f}")
+            for b in bands]
+    if agent is not None and hasattr(agent, "net"):
+        env = make_env(env_id, **env_options)
+        try:
+            diagnosis = diagnose_start_plans(agent, env, goals, seed)
+        finally:
+            env.close()
+        summary["start_plans"] = diagnosis
+        rows += [(f"start plans: {k.replace('_', ' ')}", f"{v:.2f}") for k, v in diagnosis.items()]
+    return rows
