@@ -43,15 +43,16 @@ class LatePlanner:
 
 
 class Recorder(ReplayShard):
-    """A real shard that also keeps the bytes it was sent."""
+    """A real shard that also keeps the bytes it was sent, and how many calls brought them."""
 
     def __init__(self, config, shard_id):
         super().__init__(config, shard_id)
-        self.received = []
+        self.received, self.calls = [], 0
 
-    def insert(self, data):
-        self.received.append(data)
-        return super().insert(data)
+    def insert_batch(self, items):
+        self.received.extend(items)
+        self.calls += 1
+        return super().insert_batch(items)
 
 
 def _setup(tmp_path, polls: int, envs: int = 3, seed: int = 0):
@@ -77,6 +78,9 @@ def test_envs_with_plans_keep_stepping_while_others_wait(tmp_path):
     episodes = [Trajectory.from_bytes(b) for b in shard.received]
     assert len(episodes) == result["episodes"] == len(set(shard.received))
     assert sum(len(t) for t in episodes) == result["inserted_steps"] == shard.num_transitions()
+    # ... several to an insert call, and each acknowledged in the call's report
+    assert shard.calls < len(episodes) / 4
+    assert sorted(result["acked"]) == sorted(t.uid for t in episodes)
 
 
 def test_a_worker_waits_when_every_env_waits(tmp_path):
