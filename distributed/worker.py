@@ -190,8 +190,9 @@ class EnvWorker:
                     deadline = deadline or now + limit
                     if now >= deadline:
                         cause = getattr(exc, "cause", None) or exc  # through Ray: the shard's own error, one line
+                        held = sum(len(batch[2]) for batch in self.unacked)
                         raise ReplayStoreUnavailable(f"{cause} (still failing after {limit:g} s of retries; "
-                                                     f"{sum(len(u[2]) for u in self.unacked)} trajectories unacknowledged)") from None
+                                                     f"{held} trajectories unacknowledged)") from None
                     time.sleep(min(delay, deadline - now))
                     delay = min(2 * delay, _RETRY_MAX_S)
                     pending = self.replay.insert_async(blobs, shard)
