@@ -148,8 +148,9 @@ def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float, prof
     coordinator, failure, seen, marks = Coordinator(run), [], [0], []
 
     def mark() -> None:
-        stats = [w.call("stats") for w in coordinator.workers]
-        marks.append(np.sum([[s.result()["plan_wait_s"], s.result()["run_s"]] for s in stats], axis=0))
+        stats = [w.call("stats").result() for w in coordinator.workers]
+        marks.append(np.sum([[s["plan_wait_s"], s["insert_wait_s"], s["run_s"], time.perf_counter()] for s in stats],
+                            axis=0))
 
     def train() -> None:
         try:
@@ -175,8 +176,10 @@ def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float, prof
     try:
         rate = steady_rate(pump, warmup_s, window_s, mark, window)
         rate["mean_episode_length"] = coordinator.counters["env_steps"] / max(coordinator.counters["episodes"], 1)
-        waited, worked = marks[1] - marks[0]
+        waited, insert_waited, worked, wall = marks[1] - marks[0]  # wall: summed over the workers, like run_s
         rate["plan_wait_share"] = float(waited / max(worked, 1e-9))
+        rate["insert_wait_share"] = float(insert_waited / max(worked, 1e-9))
+        rate["worker_in_call_share"] = float(worked / max(wall, 1e-9))  # the rest: between coordinator calls
         return rate
     finally:
         coordinator.stop()
@@ -535,13 +538,16 @@ def profile(quick: bool) -> dict:
              f"workers x M={ENVS_PER_WORKER} envs (stub: random plans of 1..T actions; plain: the raw env, episodes "
              f"ended at the same random lengths), {window_s:g} s windows after {warmup_s:g} s warm-up, py-spy at "
              f"{raw['profile']['rate_hz']} Hz, {os.cpu_count()} cores, load average {load[0]:.2f} -> {load[1]:.2f}. "
-             f"Mean stub episode: {stub['mean_episode_length']:.1f} steps.")
+             f"Mean stub episode: {stub['mean_episode_length']:.1f} steps. Stub workers' wall time: in a call "
+             f"{stub['worker_in_call_share']:.0%} (the rest between the coordinator's calls), of which blocked on plans "
+             f"{stub['plan_wait_share']:.1%} and on insert acknowledgements {stub['insert_wait_share']:.1%}.")
     table = markdown("Actor plane CPU profile: plain fleet vs stub runtime", ("plain", "stub"), (raw, stub),
                      comparison, notes)
     print(table, flush=True)
     return {"cpu_ratio": comparison["cpu_ratio"], "ratio": comparison["ratio"],
             "plain_ms_per_step": comparison["baseline_ms_per_step"], "stub_ms_per_step": comparison["subject_ms_per_step"],
             "stub_mean_episode_length": stub["mean_episode_length"], "stub_plan_wait_share": stub["plan_wait_share"],
+            "stub_insert_wait_share": stub["insert_wait_share"], "stub_worker_in_call_share": stub["worker_in_call_share"],
             "comparison": comparison, "plain": raw, "stub": stub, "load_avg_1min": load, "markdown": table}
 
 
