@@ -187,10 +187,11 @@ class ProfileWindow:
                 continue
             before = self.processes0.get(pid)
             used = cpu - before[1] if before and before[0] == start else cpu  # started in the window: all of it
-            if pid in profiled:
+            if pid in profiled:  # its threads' CPU, split: the process's own count may differ by a clock tick
                 by_thread, top = samples[profiled[pid]]
-                rows[profiled[pid]] = {"pid": pid, "cpu_s": used, "top_stacks": top,
-                                       "components": split(self.threads0[pid], threads1[pid], by_thread)}
+                parts = split(self.threads0[pid], threads1[pid], by_thread)
+                rows[profiled[pid]] = {"pid": pid, "cpu_s": sum(parts.values()), "process_cpu_s": used,
+                                       "top_stacks": top, "components": parts}
             elif used > 0:
                 label = f"({process_label(pid)})"
                 row = rows.setdefault(label, {"pid": [], "cpu_s": 0.0, "components": {}})

@@ -47,7 +47,7 @@ def test_a_stepping_process_profiles_as_env_steps_and_resets():
         child.wait()
     row = profile["processes"]["stepper"]
     assert 0.3 < row["cpu_s"] <= 1.1 * profile["wall_s"]  # one busy thread: at most one core
-    assert abs(sum(row["components"].values()) - row["cpu_s"]) < 1e-6  # the split adds up to what /proc counted
+    assert abs(row["cpu_s"] - row["process_cpu_s"]) <= 0.03  # the threads' split adds up to what /proc counted
     shares = {k: v / row["cpu_s"] for k, v in row["components"].items()}
     assert shares["env step"] > 0.5 and shares.get(UNSEEN, 0.0) < 0.2, shares
     assert profile["py_spy_cpu_s"] > 0 and "(py-spy)" not in profile["processes"]  # its own CPU is counted apart
