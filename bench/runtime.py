@@ -26,6 +26,9 @@ the median of per-round ratios, so load from other processes on the shared machi
   own p50 at B = 1.
 * Shipping: a worker's insert into an in-memory shard actor as compressed bytes (what workers
   send) vs as the Trajectory's arrays through Ray's object store: wall time and each side's CPU.
+* Profile (``--profile``, ``profile()``): the plain fleet and the stub runtime once each, every session
+  process's CPU over the window split per component (``_cpu_profile.py``: py-spy samples over /proc's
+  per-thread CPU), as ms of CPU per env step side by side: where each lost % per CPU-second goes.
 * Peer: RLlib's SingleAgentEnvRunner (new API stack; EnvRunnerGroup of W runners, an RLModule that
   returns random actions) on the same env with the same random episode lengths. The runners send
   back only their step counts, not the episodes: RLlib's cheapest case.
