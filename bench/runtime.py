@@ -26,6 +26,9 @@ the median of per-round ratios, so load from other processes on the shared machi
   own p50 at B = 1.
 * Shipping: a worker's insert into an in-memory shard actor as compressed bytes (what workers
   send) vs as the Trajectory's arrays through Ray's object store: wall time and each side's CPU.
+* Profile (``--profile``, ``profile()``): the plain fleet and the stub runtime once each, every session
+  process's CPU over the window split per component (``_cpu_profile.py``: py-spy samples over /proc's
+  per-thread CPU), as ms of CPU per env step side by side: where each lost % per CPU-second goes.
 * Peer: RLlib's SingleAgentEnvRunner (new API stack; EnvRunnerGroup of W runners, an RLModule that
   returns random actions) on the same env with the same random episode lengths. The runners send
   back only their step counts, not the episodes: RLlib's cheapest case.
@@ -45,6 +48,7 @@ import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
+from pixelplan.bench._cpu_profile import ProfileWindow, compare, markdown, session_cpu
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.replay.config import ReplayConfig
 from pixelplan.envs import make_env
@@ -60,47 +64,33 @@ TINY = {"preset": "tiny"}
 
 
 # -- measuring -----------------------------------------------------------------------------------
-def session_cpu() -> dict[tuple[int, int], float]:
-    """CPU seconds of this process and each of its descendants (the Ray session), by (pid, start time)."""
-    stats = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks = int(fields[11]) + int(fields[12])  # utime + stime
-        stats[int(entry)] = (int(fields[1]), int(fields[19]), ticks / os.sysconf("SC_CLK_TCK"))  # ppid, start, CPU s
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = {}, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            out[(pid, stats[pid][1])] = stats[pid][2]
-        todo.extend(children.get(pid, []))
-    return out
+def actor_pid(ray, actor) -> int:
+    return ray.get(actor.__ray_call__.remote(lambda _: os.getpid()))
 
 
 def steady_rate(pump: Callable[[float], int], warmup_s: float, window_s: float,
-                mark: Callable[[], None] = lambda: None) -> dict[str, float]:
+                mark: Callable[[], None] = lambda: None, profile: ProfileWindow | None = None) -> dict:
     """Steps/s over ``window_s`` from ``warmup_s`` after the first steps; ``pump(timeout)`` keeps the fleet
     busy and returns the steps completed since its previous call; ``mark()`` runs as the window opens
-    and as it closes."""
+    and as it closes; ``profile`` (if given) profiles the window's processes (under ``"profile"``)."""
     while pump(0.05) == 0:
         pass
     end = time.perf_counter() + warmup_s
     while time.perf_counter() < end or pump(0.0) == 0:  # the window opens at a completion
         pump(0.02)
     mark()
+    if profile is not None:
+        profile.open()
     t0, cpu0, steps = time.perf_counter(), session_cpu(), 0
     while time.perf_counter() - t0 < window_s:
         steps += pump(0.02)
     elapsed = time.perf_counter() - t0
     cpu = sum(c - cpu0.get(key, 0.0) for key, c in session_cpu().items())  # exited processes drop out
+    out = {"steps_per_s": steps / elapsed, "steps_per_cpu_s": steps / max(cpu, 1e-9), "steps": steps}
+    if profile is not None:
+        out["profile"] = profile.close()
     mark()
-    return {"steps_per_s": steps / elapsed, "steps_per_cpu_s": steps / max(cpu, 1e-9)}
+    return out
 
 
 # -- the plain fleet -----------------------------------------------------------------------------
@@ -124,8 +114,8 @@ class RawStepper:
         return steps
 
 
-def raw_fleet_rate(ray, actors: list, chunk: int, warmup_s: float, window_s: float) -> dict[str, float]:
-    """Two calls in flight per actor, so no actor waits for this driver."""
+def raw_fleet_rate(ray, actors: list, chunk: int, warmup_s: float, window_s: float, profile: bool = False) -> dict:
+    """Two calls in flight per actor, so no actor waits for this driver. ``profile``: per component."""
     in_flight = {a.run.remote(chunk): a for a in actors for _ in range(2)}
 
     def pump(timeout: float) -> int:
@@ -137,8 +127,10 @@ def raw_fleet_rate(ray, actors: list, chunk: int, warmup_s: float, window_s: flo
             in_flight[actor.run.remote(chunk)] = actor
         return sum(ray.get(ready))
 
+    window = ProfileWindow({"driver": os.getpid()} | {f"plain env actor {i}": actor_pid(ray, a)
+                                                      for i, a in enumerate(actors)}) if profile else None
     try:
-        return steady_rate(pump, warmup_s, window_s)
+        return steady_rate(pump, warmup_s, window_s, profile=window)
     finally:
         ray.get(list(in_flight))
 
@@ -151,16 +143,17 @@ def runtime_config(env: str, agent: str, overrides: dict, out: str) -> RunConfig
                      agent_overrides={"min_steps_learn": NEVER, **overrides}, replay=ReplayConfig(capacity=200_000))
 
 
-def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> dict[str, float]:
+def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float, profile: bool = False) -> dict:
     """A real Coordinator trained in a thread; its env-step counter is the pump. Also the share of the
-    workers' working time spent waiting for plans, over the same window."""
+    workers' working time spent waiting for plans, over the same window. ``profile``: per component."""
     from pixelplan.distributed.coordinator import Coordinator
 
     coordinator, failure, seen, marks = Coordinator(run), [], [0], []
 
     def mark() -> None:
-        stats = [w.call("stats") for w in coordinator.workers]
-        marks.append(np.sum([[s.result()["plan_wait_s"], s.result()["run_s"]] for s in stats], axis=0))
+        stats = [w.call("stats").result() for w in coordinator.workers]
+        marks.append(np.sum([[s["plan_wait_s"], s["insert_wait_s"], s["run_s"], time.perf_counter()] for s in stats],
+                            axis=0))
 
     def train() -> None:
         try:
@@ -177,11 +170,19 @@ def coordinator_rate(ray, run: RunConfig, warmup_s: float, window_s: float) -> d
 
     thread = threading.Thread(target=train, daemon=True)
     thread.start()
+    window = None
+    if profile:
+        named = {"driver (coordinator)": os.getpid(), "planner service": actor_pid(ray, coordinator.planner.actor)}
+        named |= {f"env worker {w}": actor_pid(ray, h.actor) for w, h in enumerate(coordinator.workers)}
+        named |= {f"replay shard {i}": actor_pid(ray, h.actor) for i, h in enumerate(coordinator.shards)}
+        window = ProfileWindow(named)
     try:
-        rate = steady_rate(pump, warmup_s, window_s, mark)
+        rate = steady_rate(pump, warmup_s, window_s, mark, window)
         rate["mean_episode_length"] = coordinator.counters["env_steps"] / max(coordinator.counters["episodes"], 1)
-        waited, worked = marks[1] - marks[0]
+        waited, insert_waited, worked, wall = marks[1] - marks[0]  # wall: summed over the workers, like run_s
         rate["plan_wait_share"] = float(waited / max(worked, 1e-9))
+        rate["insert_wait_share"] = float(insert_waited / max(worked, 1e-9))
+        rate["worker_in_call_share"] = float(worked / max(wall, 1e-9))  # the rest: between coordinator calls
         return rate
     finally:
         coordinator.stop()
@@ -510,6 +511,47 @@ def run(quick: bool) -> dict:
         return _run(ray, quick)
     finally:
         ray.shutdown()
+
+
+def profile(quick: bool) -> dict:
+    """``--profile``: the stub actor plane and the plain fleet on Pong, one window each, every session
+    process's CPU over it split per component (py-spy in the profiled processes). Rates carry py-spy's
+    own load: the ratios to quote come from ``run``; this says where the CPU goes."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import ray
+
+    warmup_s, window_s = (2.0, 4.0) if quick else (3.0, 10.0)
+    ray.init(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
+             log_to_driver=False, namespace="pixelplan-bench")
+    load_before = os.getloadavg()[0]
+    try:
+        horizon = make_env(ENVS["pong"]).spec.time_limit
+        plain = [ray.remote(RawStepper).options(num_cpus=1).remote(ENVS["pong"], horizon, i) for i in range(WORKERS)]
+        raw = raw_fleet_rate(ray, plain, CHUNK["pong"], warmup_s, window_s, profile=True)
+        for actor in plain:
+            ray.kill(actor)
+        with tempfile.TemporaryDirectory() as out_dir:
+            stub = coordinator_rate(ray, runtime_config("pong", "stub", {"horizon": horizon}, f"{out_dir}/stub"),
+                                    warmup_s, window_s, profile=True)
+    finally:
+        ray.shutdown()
+    comparison = compare(raw, stub)
+    load = [load_before, os.getloadavg()[0]]
+    notes = (f"`python -m pixelplan.bench runtime{' --quick' if quick else ''} --profile`: Pong, W={WORKERS} "
+             f"workers x M={ENVS_PER_WORKER} envs (stub: random plans of 1..T actions; plain: the raw env, episodes "
+             f"ended at the same random lengths), {window_s:g} s windows after {warmup_s:g} s warm-up, py-spy at "
+             f"{raw['profile']['rate_hz']} Hz, {os.cpu_count()} cores, load average {load[0]:.2f} -> {load[1]:.2f}. "
+             f"Mean stub episode: {stub['mean_episode_length']:.1f} steps. Stub workers' wall time: in a call "
+             f"{stub['worker_in_call_share']:.0%} (the rest between the coordinator's calls), of which blocked on plans "
+             f"{stub['plan_wait_share']:.1%} and on insert acknowledgements {stub['insert_wait_share']:.1%}.")
+    table = markdown("Actor plane CPU profile: plain fleet vs stub runtime", ("plain", "stub"), (raw, stub),
+                     comparison, notes)
+    print(table, flush=True)
+    return {"cpu_ratio": comparison["cpu_ratio"], "ratio": comparison["ratio"],
+            "plain_ms_per_step": comparison["baseline_ms_per_step"], "stub_ms_per_step": comparison["subject_ms_per_step"],
+            "stub_mean_episode_length": stub["mean_episode_length"], "stub_plan_wait_share": stub["plan_wait_share"],
+            "stub_insert_wait_share": stub["insert_wait_share"], "stub_worker_in_call_share": stub["worker_in_call_share"],
+            "comparison": comparison, "plain": raw, "stub": stub, "load_avg_1min": load, "markdown": table}
 
 
 def _run(ray, quick: bool) -> dict:

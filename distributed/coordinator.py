@@ -208,6 +208,9 @@ class Coordinator:
                     last_log = time.time()
             if pending_learn is not None:
                 self._collect_learners([p.result() for p in pending_learn])
+            # A run call waits only for earlier calls' inserts: an empty call confirms (and logs) each worker's last.
+            for w, pending in [(w, worker.call("run", 0, self.counters["env_steps"])) for w, worker in enumerate(self.workers)]:
+                self._collect_worker(w, pending)
             if self.stop_signal is not None:
                 name = signal.Signals(self.stop_signal).name
                 raise TrainingStopped(f"stopped by {name}: checkpoint {self.checkpoint()}; continue with "

@@ -7,7 +7,8 @@ service stays stateless and a restarted worker loses nothing but its own carry.
 ``PlannerService`` is the plain class (local mode calls it directly, one caller's batch at a time).
 ``BatchingPlanner`` is the same service as a Ray async actor: concurrent requests of one kind are
 queued and merged into batches of at most ``max_batch`` rows, the first waiting at most
-``max_wait_ms``. New weights are applied between batches, never during one, and every plan carries
+``max_wait_ms``; a batch runs on the planning thread, or on the event loop when it is expected to
+take under ``inline_max_ms``. New weights are applied between batches, never during one, and every plan carries
 the weights version that produced it.
 
 Hardened for callers outside the cluster (gRPC): each request is validated alone before it joins a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -233,6 +235,8 @@ class BatchingPlanner(PlannerService):
         self._queues: dict[tuple, asyncio.Queue] = {}  # one per request kind: ("plan",) or ("act", explore)
         self._queued_rows = 0  # accepted, not yet answered
         self._executor = ThreadPoolExecutor(max_workers=1)  # batches run one after another
+        self._executor_busy = 0  # batches on the thread now (a cheap batch runs on the loop only when none is)
+        self._row_s: dict[tuple, float] = {}  # the last batch's seconds per row, per request kind
         self._grpc_server = None
         self.grpc_port: int | None = None
         self.request_latencies: list[float] = []
@@ -325,8 +329,18 @@ class BatchingPlanner(PlannerService):
             call = (self._plan_batch, *args)
         else:  # the exploration schedule follows the furthest caller (they differ by one round at most)
             call = (self._act_batch, *args, kind[1], max(it.env_steps for it in items))
+        rows = sum(it.rows for it in items)
         try:
-            result = await loop.run_in_executor(self._executor, *call)
+            started = time.perf_counter()
+            if self._executor_busy == 0 and self._row_s.get(kind, math.inf) * rows * 1000 <= self.config.inline_max_ms:
+                result = call[0](*call[1:])  # cheap: here, on the loop (never beside a batch on the thread)
+            else:
+                self._executor_busy += 1
+                try:
+                    result = await loop.run_in_executor(self._executor, *call)
+                finally:
+                    self._executor_busy -= 1
+            self._row_s[kind] = (time.perf_counter() - started) / rows
         except Exception as exc:  # every caller of a failed batch hears why
             for it in items:
                 if not it.future.done():

@@ -4,7 +4,10 @@ Goal-conditioned agents (GLAMOR) ask the planner service for one plan per episod
 (s_1, g) and follow it open loop, each action replaced by a uniform random one with probability
 ε; the episode ends when the plan does (the agent's end token) or at T. Plan requests do not
 block: the worker keeps stepping the envs that have a plan and waits only when every env waits for
-one (in local mode a plan arrives with its request, so stepping order and results are as before).
+one (in local mode a plan arrives with its request, so a seeded worker repeats itself). Envs between
+episodes ask for plans together, half the worker's envs at a time while others can step, and
+finished episodes go to replay in one insert call per run call: each call costs ~1 ms of CPU on
+both sides, as much as a few env steps (``python -m pixelplan.bench runtime --profile``).
 Reward agents act through their own policy copy, or through the service with ``acting="service"``
 (the worker keeps the recurrent carry). The same class runs in-process (local mode) or as a Ray actor.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,12 +23,24 @@ from pixelplan.agents.glamor.collect import OpenLoopFollower
 from pixelplan.envs import TrajectoryBuilder, make_env
 
 from .goalsets import load_or_build_goal_set
-from .handles import Handle
+from .handles import Handle, Pending
 from .replay.errors import ReplayStoreUnavailable
 from .replay.sharded import ShardedReplay
 from .resolve import ResolvedRun
 
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.05, 2.0  # backoff between resends while the replay store is out
+
+
+@dataclass
+class SentBatch:
+    """Episodes sent to a shard in one insert call, kept until it acknowledges them (resent meanwhile)."""
+
+    run_call: int  # the worker's run call that sent it
+    shard: int
+    blobs: list[bytes]
+    uids: list[str]
+    transitions: int
+    pending: Pending
 
 
 class EnvWorker:
@@ -57,12 +73,18 @@ class EnvWorker:
         self.recent_returns: list[float] = []
         self.started = time.time()
         self.outage_limit_s = run.replay.outage_limit_s
-        # (shard, bytes, uid, transitions, pending insert): kept until the shard acknowledges, resent while Redis
-        # is out. At most one call's episodes (run() confirms them all before it returns).
-        self.unacked: list = []
+        # Finished episodes wait in the outbox (bytes, uid, transitions) and leave as one insert call per batch:
+        # a call costs worker and shard ~1 ms of CPU beyond the data, as much as a few env steps. Sent batches
+        # are kept until the shard acknowledges, resent while Redis is out. A run call sends its episodes as it
+        # ends and waits only for the batches of earlier calls: at most two calls' episodes are held, and no
+        # call waits for a shard's round trip (on a loaded machine, the shard's wait for a core).
+        self.outbox: list[tuple[bytes, str, int]] = []
+        self.unacked: list[SentBatch] = []
+        self.run_calls = 0
         self.plan_requests: list = []  # (env ids, pending plan call), oldest first
         self.awaiting_plan = np.zeros(len(self.envs), bool)
-        self.timers = {"run_s": 0.0, "plan_wait_s": 0.0}
+        self.plan_group = max(1, len(self.envs) // 2)
+        self.timers = {"run_s": 0.0, "plan_wait_s": 0.0, "insert_wait_s": 0.0}
 
     # -- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, weights) -> int:
@@ -87,6 +109,16 @@ class EnvWorker:
             call = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left)
             self.plan_requests.append((idx, call))
             self.awaiting_plan[idx] = True
+
+    def _envs_to_start(self) -> list[int]:
+        """The envs between episodes that start one now. A plan request costs worker and planner 1-3 ms of
+        CPU whatever its size, as much as several env steps, so a goal agent's envs start (and ask for
+        plans) together, ``plan_group`` at a time, while other envs can step; alone once none can."""
+        idle = [i for i, b in enumerate(self.builders) if b is None]
+        if self.goals is None or len(idle) >= self.plan_group:
+            return idle
+        stepping = len(self.envs) - len(idle) - int(self.awaiting_plan.sum())
+        return idle if stepping == 0 else []
 
     def _receive_plans(self) -> None:
         """Install every plan that has arrived; wait (timed) only while every env waits for one."""
@@ -123,10 +155,11 @@ class EnvWorker:
         """
         started, before = time.perf_counter(), dict(self.counters)
         done_steps = 0
+        self.run_calls += 1
         while done_steps < steps:
-            self._start_episodes([i for i, b in enumerate(self.builders) if b is None])
+            self._start_episodes(self._envs_to_start())
             self._receive_plans()
-            ready = np.flatnonzero(~self.awaiting_plan)
+            ready = np.flatnonzero(~self.awaiting_plan & np.array([b is not None for b in self.builders]))
             actions, stop = self._actions(ready, total_env_steps + done_steps)
             self.first[ready] = False
             for i, action, stopped in zip(ready, actions, stop):
@@ -140,7 +173,10 @@ class EnvWorker:
                     ended = step.terminated or step.truncated
                 if ended:
                     self._finish(i)
-        acked = self._confirm_inserts()  # a call reports only acknowledged inserts
+        self._ship()
+        waiting = time.perf_counter()
+        acked = self._confirm_inserts()  # a call reports only acknowledged inserts: earlier calls' and any done
+        self.timers["insert_wait_s"] += time.perf_counter() - waiting
         self.counters["env_steps"] += done_steps
         self.timers["run_s"] += time.perf_counter() - started
         return {**{k: float(v - before[k]) for k, v in self.counters.items()}, "version": float(self.version),
@@ -153,43 +189,56 @@ class EnvWorker:
         if len(builder) == 0:
             return  # an empty plan: nothing happened, nothing to learn from
         traj = builder.finish()
-        # Inserts overlap with stepping; run() waits for every acknowledgement before it reports.
         # Compressed even for memory shards: measured cheaper for caller and shard than the arrays through
         # Ray's object store (an Atari episode's arrays are too big to travel inline; bench/runtime.py).
-        shard, blob = self.replay.pick_shard(), traj.to_bytes()
-        self.unacked.append((shard, blob, traj.uid, len(traj), self.replay.insert_async(blob, shard)))
+        self.outbox.append((traj.to_bytes(), traj.uid, len(traj)))
+        if len(self.outbox) >= self.replay.config.max_insert_batch:
+            self._ship()
         self.counters["episodes"] += 1
         self.recent_returns = (self.recent_returns + [float(self.returns[i])])[-20:]
 
+    def _ship(self) -> None:
+        """Send the outbox to the next shard as one insert call; run() confirms it (see _confirm_inserts)."""
+        if not self.outbox:
+            return
+        blobs, uids, lengths = (list(column) for column in zip(*self.outbox))
+        shard = self.replay.pick_shard()
+        self.unacked.append(SentBatch(self.run_calls, shard, blobs, uids, sum(lengths),
+                                      self.replay.insert_async(blobs, shard)))
+        self.outbox = []
+
     def _confirm_inserts(self) -> list[str]:
-        """Wait for every pending insert; while Redis is out, resend to the same shard (which drops a
-        copy that did land, by uid) with backoff, for at most ``replay.outage_limit_s``."""
+        """Confirm sent batches in order: those of earlier run calls (waiting if need be) and then any that
+        is done; while Redis is out, resend to the same shard (which drops the copies that did land, by uid)
+        with backoff, for at most ``replay.outage_limit_s``. Returns the acknowledged uids."""
         limit, acked = self.outage_limit_s, []
-        while self.unacked:
-            shard, blob, uid, transitions, pending = self.unacked[0]
+        while self.unacked and (self.unacked[0].run_call < self.run_calls or self.unacked[0].pending.done()):
+            batch = self.unacked[0]
             delay, deadline = _RETRY_FIRST_S, None
             while True:
                 try:
-                    pending.result()
+                    batch.pending.result()
                     break
                 except ReplayStoreUnavailable as exc:
                     now = time.monotonic()
                     deadline = deadline or now + limit
                     if now >= deadline:
                         cause = getattr(exc, "cause", None) or exc  # through Ray: the shard's own error, one line
+                        held = sum(len(b.uids) for b in self.unacked)
                         raise ReplayStoreUnavailable(f"{cause} (still failing after {limit:g} s of retries; "
-                                                     f"{len(self.unacked)} trajectories unacknowledged)") from None
+                                                     f"{held} trajectories unacknowledged)") from None
                     time.sleep(min(delay, deadline - now))
                     delay = min(2 * delay, _RETRY_MAX_S)
-                    pending = self.replay.insert_async(blob, shard)
+                    batch.pending = self.replay.insert_async(batch.blobs, batch.shard)
                     self.counters["insert_resends"] += 1
             self.unacked.pop(0)
-            self.counters["inserted_steps"] += transitions
-            acked.append(uid)
+            self.counters["inserted_steps"] += batch.transitions
+            acked.extend(batch.uids)
         return acked
 
     def stats(self) -> dict[str, float]:
-        """Totals; ``plan_wait_s`` / ``run_s`` is the share of its working time this worker waited for plans."""
+        """Totals; ``plan_wait_s`` / ``run_s`` is the share of its working time this worker waited for plans,
+        ``insert_wait_s`` / ``run_s`` for the acknowledgements of its inserts."""
         return {**{k: float(v) for k, v in {**self.counters, **self.timers}.items()}, "version": float(self.version),
                 "pid": float(os.getpid()), "uptime_s": time.time() - self.started}
 

@@ -1,5 +1,6 @@
 """The planner service's batching and weight swaps, driven on an asyncio loop (no Ray needed)."""
 import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -39,6 +40,28 @@ def test_without_waiting_requests_queued_behind_a_batch_are_merged():
     asyncio.run(main())
     sizes = service.stats()["planner/batch_sizes"]
     assert sum(sizes) == 20 and max(sizes) == 8
+
+
+@pytest.mark.parametrize("inline_max_ms", [25.0, 0.0])
+def test_cheap_batches_run_on_the_loop_and_still_merge(inline_max_ms):
+    service, ran_on = _service(max_batch=8, inline_max_ms=inline_max_ms), []
+    plan_batch = service._plan_batch
+
+    def recording(*args):
+        ran_on.append(threading.current_thread())
+        return plan_batch(*args)
+
+    service._plan_batch = recording
+
+    async def main():
+        await service.plan(OBS, OBS, np.array([3, 1]))  # the first batch's cost is unknown: the planning thread
+        await asyncio.gather(*[service.plan(OBS, OBS, np.array([3, 1])) for _ in range(10)])
+
+    asyncio.run(main())  # the loop runs in this thread
+    here = threading.current_thread()
+    assert ran_on[0] is not here and all((t is here) == (inline_max_ms > 0) for t in ran_on[1:])
+    sizes = service.stats()["planner/batch_sizes"]
+    assert sizes[0] == 2 and sum(sizes) == 22 and max(sizes) == 8  # merged either way
 
 
 def test_weights_swap_between_batches_never_within():

@@ -95,3 +95,26 @@ def test_pairs_need_the_action_count_and_configs_are_checked(synth):
         ReplayShard(ReplayConfig(shards=2), 2)
     with pytest.raises(ValueError, match="3 shard handles"):
         ShardedReplay([LocalHandle(shard)] * 3, ReplayConfig())
+
+
+def test_a_batch_with_one_bad_trajectory_stores_none_of_it(synth):
+    shard = ReplayShard(ReplayConfig(capacity=100, num_actions=4), 0)
+    good, unlike = synth.trajectory(10, 1, stack=2), synth.trajectory(10, 2, stack=4)
+    with pytest.raises(ValueError, match="stack"):  # the shard is empty: the batch's first sets the schema
+        shard.insert_batch([good.to_bytes(), unlike])
+    with pytest.raises(TrajectoryError, match="checksum"):
+        shard.insert_batch([good, good.to_bytes()[:-3]])
+    assert shard.num_transitions() == 0 and shard.stats()["replay/inserts"] == 0
+    with pytest.raises(ValueError, match="1 to 3 trajectories"):
+        ReplayShard(ReplayConfig(capacity=100, num_actions=4, max_insert_batch=3), 0).insert_batch([good] * 4)
+    with pytest.raises(ValueError, match="1 to 16 trajectories"):
+        shard.insert_batch([])
+    assert shard.insert_batch([good, synth.trajectory(5, 3, stack=2)]) == 15
+
+
+def test_a_resent_batch_stores_each_trajectory_once(synth):
+    shard = ReplayShard(ReplayConfig(capacity=100, num_actions=4), 0)
+    batch = [dataclasses.replace(synth.trajectory(n, n), uid=f"episode-{n}").to_bytes() for n in (3, 4, 5)]
+    shard.insert_batch(batch[:2])  # the first two landed, then the writer heard nothing and resends all
+    assert shard.insert_batch(batch) == 12
+    assert shard.stats()["replay/duplicates"] == 2 and len(shard.trajectory_ids()) == 3

@@ -80,6 +80,11 @@ def test_policy_agents_act_through_the_service_from_every_worker(ray_cluster, tm
     stats = run.coordinator.planner.call("stats").result()
     assert result["updates"] > 0 and stats["planner/acts"] == result["env_steps"] >= 4000
     assert stats["version/planner"] > 0  # acted with broadcast weights, not the initial ones
+    # every stored trajectory was acknowledged and logged, the workers' last batches too, each once
+    stored = [uid for s in run.coordinator.shards for uid in s.call("trajectory_ids").result()]
+    acked = acked_uids(tmp_path / "run")
+    assert len(acked) == len(set(acked)) and sorted(acked) == sorted(stored)
+    assert sum(s.call("num_transitions").result() for s in run.coordinator.shards) == result["inserted_steps"]
 
 
 @pytest.mark.parametrize("agent, env, options, overrides, losses", [

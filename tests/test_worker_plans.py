@@ -35,23 +35,28 @@ class LatePlan:
 class LatePlanner:
     def __init__(self, service: PlannerService, polls: int) -> None:
         self.inner, self.polls, self.worker_ref = LocalHandle(service), polls, []
-        self.log = {"polls_while_pending": 0, "blocked": 0, "blocked_with_a_plan_ready": 0, "requests": 0}
+        self.log = {"polls_while_pending": 0, "blocked": 0, "blocked_with_a_plan_ready": 0, "requests": 0, "rows": []}
 
     def call(self, method, *args, **kwargs):
+        if method == "plan":  # (rows, how many other envs could step as it was sent)
+            worker, rows = self.worker_ref[0], len(args[0])
+            stepping = sum(b is not None and not a for b, a in zip(worker.builders, worker.awaiting_plan)) - rows
+            self.log["rows"].append((rows, stepping))
         self.log["requests"] += method == "plan"
         return LatePlan(self.inner.call(method, *args, **kwargs), self.polls, self.log, self.worker_ref)
 
 
 class Recorder(ReplayShard):
-    """A real shard that also keeps the bytes it was sent."""
+    """A real shard that also keeps the bytes it was sent, and how many calls brought them."""
 
     def __init__(self, config, shard_id):
         super().__init__(config, shard_id)
-        self.received = []
+        self.received, self.calls = [], 0
 
-    def insert(self, data):
-        self.received.append(data)
-        return super().insert(data)
+    def insert_batch(self, items):
+        self.received.extend(items)
+        self.calls += 1
+        return super().insert_batch(items)
 
 
 def _setup(tmp_path, polls: int, envs: int = 3, seed: int = 0):
@@ -77,6 +82,17 @@ def test_envs_with_plans_keep_stepping_while_others_wait(tmp_path):
     episodes = [Trajectory.from_bytes(b) for b in shard.received]
     assert len(episodes) == result["episodes"] == len(set(shard.received))
     assert sum(len(t) for t in episodes) == result["inserted_steps"] == shard.num_transitions()
+    # ... several to an insert call, and each acknowledged in the call's report
+    assert shard.calls < len(episodes) / 4
+    assert sorted(result["acked"]) == sorted(t.uid for t in episodes)
+
+
+def test_envs_ask_for_plans_together_while_others_can_step(tmp_path):
+    worker, planner, _ = _setup(tmp_path, polls=2, envs=4)
+    worker.run(600)
+    rows = planner.log["rows"]
+    assert len(rows) > 10 and all(n >= 2 or stepping == 0 for n, stepping in rows)  # alone only when none could step
+    assert sum(n for n, _ in rows) / len(rows) > 1.5
 
 
 def test_a_worker_waits_when_every_env_waits(tmp_path):
@@ -96,3 +112,43 @@ def test_late_plans_keep_a_seeded_worker_deterministic(tmp_path):
 
     first = episodes("a")
     assert len(first) > 5 and first == episodes("b")
+
+
+class HeldInsert:
+    """An insert call whose acknowledgement has not arrived: done() is False; result() is a blocking wait."""
+
+    def __init__(self, answer) -> None:
+        self.answer, self.waited = answer, False
+
+    def done(self) -> bool:
+        return False
+
+    def result(self, timeout=None):
+        self.waited = True
+        return self.answer.result()
+
+
+class SlowShard:
+    """A real shard whose insert acknowledgements arrive only when waited for."""
+
+    def __init__(self, shard) -> None:
+        self.inner, self.inserts = LocalHandle(shard), []
+
+    def call(self, method, *args):
+        answer = self.inner.call(method, *args)
+        if method == "insert_batch":
+            self.inserts.append(HeldInsert(answer))
+            return self.inserts[-1]
+        return answer
+
+
+def test_a_run_call_waits_only_for_the_inserts_of_earlier_calls(tmp_path):
+    worker, _, shard = _setup(tmp_path, polls=0, envs=2)
+    slow = worker.replay.handles[0] = SlowShard(shard)
+    first = worker.run(40)
+    assert first["episodes"] > 0 and first["acked"] == [] and first["inserted_steps"] == 0
+    assert len(slow.inserts) == 1 and not slow.inserts[0].waited  # sent as the call ended, not waited for
+    sent_first = shard.num_transitions()
+    second = worker.run(40)
+    assert slow.inserts[0].waited and not slow.inserts[1].waited
+    assert len(second["acked"]) == first["episodes"] and second["inserted_steps"] == sent_first > 0

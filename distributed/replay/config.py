@@ -23,6 +23,9 @@ class ReplayConfig:
     run_id: str | None = None
     outage_limit_s: float = 60.0  # writers retry an unreachable Redis this long before the run stops
     max_trajectory_bytes: int = 1 << 28  # decompressed size limit of one trajectory before a shard knows its schema
+    # Trajectories per insert call: a writer sends the episodes it finished since its last call together (each
+    # call costs the writer and the shard ~1 ms of CPU on top of the data); a shard refuses larger batches.
+    max_insert_batch: int = 16
     prefetch: int = 2  # batches ShardedReplay keeps in flight ahead of the learner
     # Discrete envs: actions are 0..num_actions-1, END = num_actions, PAD = num_actions + 1 in pair
     # batches. Required for pair sampling; when set, inserted actions are checked against it.
@@ -54,6 +57,8 @@ class ReplayConfig:
             raise ValueError(f"outage_limit_s must be >= 0, got {self.outage_limit_s}")
         if self.max_trajectory_bytes < 1:
             raise ValueError(f"max_trajectory_bytes must be >= 1, got {self.max_trajectory_bytes}")
+        if self.max_insert_batch < 1:
+            raise ValueError(f"max_insert_batch must be >= 1, got {self.max_insert_batch}")
 
     @property
     def key_prefix(self) -> str:

@@ -51,13 +51,30 @@ class ReplayShard:
 
         With the Redis backend the trajectory is in Redis when this returns (the acknowledgement).
         """
-        traj, blob = self._decode(data)
-        self._validate(traj)
+        return self.insert_batch([data])
+
+    def insert_batch(self, items: list) -> int:
+        """Store several trajectories in order, in one call (a writer pays a call's cost once per batch);
+        returns transitions now stored. Every item is decoded and validated before any is stored, so a
+        bad one refuses the whole batch and changes nothing; a resent batch's items that did land are
+        recognised by uid. The acknowledgement covers every item, as ``insert`` does one."""
+        if not isinstance(items, (list, tuple)) or not 1 <= len(items) <= self.config.max_insert_batch:
+            size = len(items) if isinstance(items, (list, tuple)) else type(items).__name__
+            raise ValueError(f"insert_batch takes a list of 1 to {self.config.max_insert_batch} trajectories "
+                             f"(replay.max_insert_batch), got {size}")
+        checked = [self._decode(data) for data in items]
+        for traj, _ in checked:
+            self._validate(traj, like=checked[0][0])
+        for traj, blob in checked:
+            self._store_one(traj, blob)
+        return self._ring.transitions
+
+    def _store_one(self, traj: Trajectory, blob: bytes | None) -> None:
         if self._store_in_doubt:
             self._recover()
         if traj.uid and traj.uid in self._uids:  # a resend of an insert that did land: acknowledge it again
             self._counts["duplicates"] += 1
-            return self._ring.transitions
+            return
         evict = self._ring.evictions_for(len(traj))
         seq = self._counts["inserts"]
         if self._store is not None:
@@ -69,7 +86,6 @@ class ReplayShard:
         self._apply(traj, seq, evict)
         self._counts["inserts"] += 1
         self._counts["inserted_steps"] += len(traj)
-        return self._ring.transitions
 
     def _apply(self, traj: Trajectory, seq: int, evict: int) -> None:
         self._forget(self._ring.seqs[:evict])
@@ -138,8 +154,8 @@ class ReplayShard:
             return Trajectory.from_bytes(blob, self._byte_limit()), blob
         raise TypeError(f"insert takes a Trajectory or its to_bytes(), got {type(data).__name__}")
 
-    def _validate(self, traj: Trajectory) -> None:
-        self._ring.check(traj)
+    def _validate(self, traj: Trajectory, like: Trajectory | None = None) -> None:
+        self._ring.check(traj, like)
         if not np.all(np.isfinite(traj.rewards)):
             raise ValueError("trajectory rewards must be finite")
         n = self.config.num_actions

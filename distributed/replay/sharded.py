@@ -69,14 +69,15 @@ class ShardedReplay:
         self._next_shard = (shard + 1) % len(self.handles)
         return shard
 
-    def insert_async(self, data: bytes | Trajectory, shard: int | None = None):
-        """Send a trajectory to ``shard`` (default: the next one, round robin); ``.result()`` is its ack.
-        A resend goes to the same shard, which recognises a copy that did land by its uid."""
-        return self.handles[self.pick_shard() if shard is None else shard].call("insert", data)
+    def insert_async(self, items: list[bytes | Trajectory], shard: int | None = None):
+        """Send trajectories (at most ``config.max_insert_batch``) to ``shard`` (default: the next one, round
+        robin) in one call; ``.result()`` acknowledges all of them. A resend goes to the same shard, which
+        recognises the copies that did land by their uids."""
+        return self.handles[self.pick_shard() if shard is None else shard].call("insert_batch", list(items))
 
     def insert(self, data: bytes | Trajectory) -> int:
-        """Insert and wait for the ack; returns the transitions stored by the receiving shard."""
-        return self.insert_async(data).result()
+        """Insert one and wait for the ack; returns the transitions stored by the receiving shard."""
+        return self.insert_async([data]).result()
 
     def set_handle(self, shard_id: int, handle) -> None:
         """Point at a restarted shard; batches in flight from the old one are dropped."""

@@ -53,14 +53,16 @@ class TrajectoryRing:
         return sum(a.nbytes for a in arrays if a is not None)
 
     # -- validation and eviction ------------------------------------------------------------------
-    def check(self, traj: Trajectory) -> None:
-        """Raise ValueError unless ``traj`` fits this ring's schema and size."""
+    def check(self, traj: Trajectory, like: Trajectory | None = None) -> None:
+        """Raise ValueError unless ``traj`` fits this ring's schema and size; while the ring has no schema
+        yet, ``like``'s (the first trajectory of a batch) stands in for it."""
         n = len(traj)
         if n > self.capacity or n + 1 > self.frame_slots:
             raise ValueError(f"trajectory of {n} transitions does not fit a shard of capacity {self.capacity} "
                              f"transitions / {self.frame_slots} frames; raise ReplayConfig.capacity")
-        if self.schema is not None and _schema(traj) != self.schema:
-            got, want = _schema(traj), self.schema
+        want = self.schema if self.schema is not None or like is None else _schema(like)
+        if want is not None and _schema(traj) != want:
+            got = _schema(traj)
             diff = ", ".join(f"{k} {got[k]} (expected {want[k]})" for k in want if got[k] != want[k])
             raise ValueError(f"trajectory does not match what this shard holds: {diff}")
 
