@@ -23,7 +23,9 @@ the median of per-round ratios, so load from other processes on the shared machi
   judged against its own model: ``planner_service_efficiency`` = plans/s through it (32 clients,
   over Ray; ``_grpc`` over gRPC) / plans/s of the model called here on batches of the size the
   service formed; ``grpc_overhead_ms`` = p50 of one client's 1-request gRPC calls minus the model's
-  own p50 at B = 1.
+  own p50 at B = 1, split (``grpc_breakdown``) into transport (the call minus the service's own
+  queued-to-answered time: gRPC, proto coding, the service's event loop), queue (that time minus the
+  model pass) and the same model's pass in the service's process minus here.
 * Shipping: a worker's insert into an in-memory shard actor as compressed bytes (what workers
   send) vs as the Trajectory's arrays through Ray's object store: wall time and each side's CPU.
 * Profile (``--profile``, ``profile()``): the plain fleet and the stub runtime once each, every session
@@ -341,7 +343,8 @@ def planner_compare(ray, planners: dict, rounds: int, warmup_s: float, window_s:
         client.close()
     out["service_overhead"] = over = service_overhead(ray, planners, request, address, rounds, warmup_s, window_s)
     print(f"  planner {name} against its own model: efficiency {over['efficiency']:.2f} (per CPU-second "
-          f"{over['cpu_efficiency']:.2f}), gRPC overhead {over['grpc_overhead_ms']:.2f} ms", flush=True)
+          f"{over['cpu_efficiency']:.2f}), gRPC overhead {over['grpc_overhead_ms']:.2f} ms "
+          f"({', '.join(f'{k} {v:.2f}' for k, v in over['grpc_breakdown'].items())})", flush=True)
     ray.kill(batched)
     ray.kill(single)
     return out
@@ -407,18 +410,33 @@ def service_overhead(ray, planners: dict, request: tuple, grpc_address: str, rou
                          "cpu_efficiency": load["requests"] / (cpu[1] - cpu[0]) / (b * calls / thread_cpu)})
         with PlannerClient(grpc_address) as client:
             client.plan(*request)
+            ray.get(service.stats.remote())  # forget earlier latencies (model passes and served requests)
+            calls_ms, here_ms = [], []
             start = time.perf_counter()
             while len(gaps) < 5 or time.perf_counter() - start < window_s:
                 t0 = time.perf_counter()
                 client.plan(*request)
                 t1 = time.perf_counter()
                 plan_here(1, len(gaps))
-                gaps.append(2 * t1 - t0 - time.perf_counter())
+                t2 = time.perf_counter()
+                gaps.append(2 * t1 - t0 - t2)
+                calls_ms.append(1000 * (t1 - t0))
+                here_ms.append(1000 * (t2 - t1))
+        # Where the gap goes: the caller's call, the service's queued-to-answered time, its model pass.
+        model_ms = ray.get(service.__ray_call__.remote(lambda s: [1000 * x for x in s.latencies]))
+        served_ms = [1000 * x for x in ray.get(service.stats.remote())["planner/latencies"]]
+        p50 = {"call": statistics.median(calls_ms), "served": statistics.median(served_ms),
+               "model_in_service": statistics.median(model_ms), "model_here": statistics.median(here_ms)}
+        breakdown = {"grpc_call_p50_ms": p50["call"],
+                     "transport_ms": p50["call"] - p50["served"],  # gRPC, proto coding, the service's event loop
+                     "queue_ms": p50["served"] - p50["model_in_service"],  # batch loop and hand-offs
+                     "model_service_vs_here_ms": p50["model_in_service"] - p50["model_here"]}  # same model, other process
     finally:
         torch.set_num_threads(threads)
     return {"efficiency": statistics.median(r["efficiency"] for r in rows),
             "cpu_efficiency": statistics.median(r["cpu_efficiency"] for r in rows),
-            "grpc_overhead_ms": 1000 * statistics.median(gaps), "grpc_pairs": len(gaps), "rounds": rows}
+            "grpc_overhead_ms": 1000 * statistics.median(gaps), "grpc_pairs": len(gaps),
+            "grpc_breakdown": breakdown, "rounds": rows}
 
 
 # -- shipping trajectories -----------------------------------------------------------------------
@@ -583,6 +601,7 @@ def _run(ray, quick: bool) -> dict:
         "planner_service_efficiency": main["service_overhead"]["efficiency"],
         "planner_service_cpu_efficiency": main["service_overhead"]["cpu_efficiency"],
         "grpc_overhead_ms": main["service_overhead"]["grpc_overhead_ms"],
+        "grpc_breakdown": main["service_overhead"]["grpc_breakdown"],
         "planner_batching_speedup": main["speedup"],
         "planner_p50_ms": main["batched"]["p50_ms"], "planner_p99_ms": main["batched"]["p99_ms"],
         "grpc_p50_ms": main["grpc"]["p50_ms"], "grpc_p99_ms": main["grpc"]["p99_ms"],
