@@ -37,6 +37,7 @@ the median of per-round ratios, so load from other processes on the shared machi
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -518,7 +519,9 @@ def actor_plane(ray, env: str, rounds: int, warmup_s: float, window_s: float, ou
     return out
 
 
-def run(quick: bool) -> dict:
+@contextlib.contextmanager
+def ray_session():
+    """The benchmark's Ray session (``run`` and ``profile`` alike); yields the ``ray`` module."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     import ray
 
@@ -526,23 +529,23 @@ def run(quick: bool) -> dict:
     ray.init(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, namespace="pixelplan-bench")
     try:
-        return _run(ray, quick)
+        yield ray
     finally:
         ray.shutdown()
+
+
+def run(quick: bool) -> dict:
+    with ray_session() as ray:
+        return _run(ray, quick)
 
 
 def profile(quick: bool) -> dict:
     """``--profile``: the stub actor plane and the plain fleet on Pong, one window each, every session
     process's CPU over it split per component (py-spy in the profiled processes). Rates carry py-spy's
     own load: the ratios to quote come from ``run``; this says where the CPU goes."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    import ray
-
     warmup_s, window_s = (2.0, 4.0) if quick else (3.0, 10.0)
-    ray.init(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
-             log_to_driver=False, namespace="pixelplan-bench")
     load_before = os.getloadavg()[0]
-    try:
+    with ray_session() as ray:
         horizon = make_env(ENVS["pong"]).spec.time_limit
         plain = [ray.remote(RawStepper).options(num_cpus=1).remote(ENVS["pong"], horizon, i) for i in range(WORKERS)]
         raw = raw_fleet_rate(ray, plain, CHUNK["pong"], warmup_s, window_s, profile=True)
@@ -551,8 +554,6 @@ def profile(quick: bool) -> dict:
         with tempfile.TemporaryDirectory() as out_dir:
             stub = coordinator_rate(ray, runtime_config("pong", "stub", {"horizon": horizon}, f"{out_dir}/stub"),
                                     warmup_s, window_s, profile=True)
-    finally:
-        ray.shutdown()
     comparison = compare(raw, stub)
     load = [load_before, os.getloadavg()[0]]
     notes = (f"`python -m pixelplan.bench runtime{' --quick' if quick else ''} --profile`: Pong, W={WORKERS} "

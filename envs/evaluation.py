@@ -120,9 +120,8 @@ def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, po
                 active[i] = False
     out = []
     for i, env in enumerate(envs):
-        feats = env.goal_features()
-        ok = bool(achieved(feats, goals.features[gidx[i]], goals.ranges))
-        goal = goals.features[gidx[i]]
+        feats, goal = env.goal_features(), goals.features[gidx[i]]
+        ok = bool(achieved(feats, goal, goals.ranges))
         best = env.shortest_path_length(goal) if hasattr(env, "shortest_path_length") else -1
         # Optimal: stopped on the goal cell itself after the shortest path to it. The 10% rule accepts
         # the goal's neighbours on layouts 11+ cells wide; stopping next to it is achieved, not optimal.

@@ -62,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
     if args.fps < 1:
         raise ValueError("--fps must be >= 1")
     planning = planning_overrides(args.overrides)
-    if args.diagnose and parse_env_id(args.env or "grid")[0] != "grid":
-        raise ValueError("--diagnose is for grid envs (it needs shortest paths)")
     if args.agent == "random":
         if args.env is None:
             raise ValueError("--env is needed to evaluate 'random' (a trained run brings its own env)")
@@ -78,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
         if args.env is not None and args.env != trained.env:
             raise ValueError(f"{args.agent} was trained on {trained.env!r}, not {args.env!r}")
         env_id, env_options, kind = trained.env, trained.env_options, trained.agent
-        if args.diagnose and parse_env_id(env_id)[0] != "grid":
-            raise ValueError(f"--diagnose is for grid envs (it needs shortest paths); {args.agent} is on {env_id}")
         seed = trained.seed if args.seed is None else args.seed
         path = Path(args.agent)
         out = Path(args.out) if args.out else (path / "eval" if path.is_dir() else path.with_name(path.stem + "-eval"))
+    if args.diagnose and parse_env_id(env_id)[0] != "grid":
+        raise ValueError(f"--diagnose is for grid envs (it needs shortest paths), not {env_id}")
     out.mkdir(parents=True, exist_ok=True)
     summary = {"env": env_id, "agent": args.agent, "kind": kind, "seed": seed, "planning": planning}
     if agent is None or agent.goal_conditioned:
