@@ -42,7 +42,8 @@ def run_recipe_sweep(name: str, recipe: str, envs: tuple[str, ...], quick: bool,
         row = next((r for r in summary.rows if r.env == env and r.metric == "eval/achievement"), None)
         finals = [float(v) for v in row.finals] if row else []
         chance = random_achievement(env, row.env_options or {}) if row else {}  # cached by the report
-        entry = {"achievement": _mean_std(finals), "seeds_finished": row.finished if row else 0,
+        entry = {"steps_per_run": cfg.budget(env), "achievement": _mean_std(finals),
+                 "seeds_finished": row.finished if row else 0,
                  "random_achievement": chance.get("eval/achievement")}
         if env.startswith("grid"):
             optimal = [load_run(cfg.folder("glamor", env, s), ("eval/optimal",)) for s in seeds]
@@ -52,6 +53,6 @@ def run_recipe_sweep(name: str, recipe: str, envs: tuple[str, ...], quick: bool,
         if paper is not None:
             entry["paper"] = {"mean": paper[0], "std": paper[1], "steps": 500_000}
         per_env[env] = entry
-    return {"recipe": recipe, "steps_per_run": cfg.budget, "seeds": list(seeds), "quick": quick,
+    return {"recipe": recipe, "seeds": list(seeds), "quick": quick,
             "failed": sorted(k for k, v in outcomes.items() if v.startswith("failed")),
             "report": str(out / "report.md"), "envs": per_env}

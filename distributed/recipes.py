@@ -3,7 +3,10 @@
 A recipe is a list of ``--set`` strings applied after the defaults and before the command line,
 so an explicit flag (``--steps``, ``--envs-per-worker``...) or the user's ``--set`` always wins.
 It names the agents and env families it was made for and is refused elsewhere: a recipe tuned
-for a 9x9 grid says nothing about Atari.
+for a 9x9 grid says nothing about Atari. A recipe may count some settings in episodes of the env's
+time limit T (its default, before any ``--set env.time_limit``), so that one recipe sizes itself to
+every layout: a maze whose far goals are 3x as many steps away gets 3x the steps, the same number
+of episodes, and its schedules stretch with it.
 """
 from __future__ import annotations
 
@@ -18,11 +21,20 @@ class Recipe:
     summary: str
     agents: tuple[str, ...]
     env_families: tuple[str, ...]
-    settings: tuple[str, ...]  # `--set` strings; one of them is the budget, steps=N
+    settings: tuple[str, ...]  # `--set` strings; one of them (here or in per_episode) is the budget, steps=N
+    per_episode: tuple[str, ...] = ()  # `--set` strings whose numbers count episodes of T: "steps=800"
 
-    @property
-    def steps(self) -> int:
-        return int(float(next(s for s in self.settings if s.startswith("steps=")).partition("=")[2]))
+    def settings_for(self, env: str) -> tuple[str, ...]:
+        if not self.per_episode:
+            return self.settings
+        from .resolve import probe_spec  # builds the env once: only recipes that scale with T pay for it
+
+        episode = probe_spec(env, {}).time_limit
+        scaled = (f"{key}={round(float(value) * episode)}" for key, _, value in (s.partition("=") for s in self.per_episode))
+        return (*self.settings, *scaled)
+
+    def steps_for(self, env: str) -> int:
+        return int(float(next(s for s in self.settings_for(env) if s.startswith("steps=")).partition("=")[2]))
 
     def check(self, agent: str, env: str) -> None:
         family, _ = parse_env_id(env)
@@ -32,10 +44,14 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    # 800 episodes of T whatever the layout: on the 7x7 room (T = 20) these are the 16k steps, 5k-step
+    # eps decay and 1000-update learning-rate decay the tiny preset was made with; four-rooms (T = 60)
+    # gets 48k steps, the maze (T = 84) 67k. lr_decay_updates = steps x replay ratio 4 / batch 64.
     Recipe("grid", "GLAMOR's CPU preset on any grid layout (grid, grid:four-rooms, grid:PATH), what `make run` "
-                   "does: a few CPU minutes on the 7x7 room",
-           ("glamor",), ("grid",),
-           ("agent.preset=tiny", "replay.capacity=20000", "eval_every=4000", "envs_per_worker=8", "steps=16000")),
+                   "does: 800 episodes of the layout's time limit T, a few CPU minutes on the 7x7 room",
+           ("glamor",), ("grid",), ("agent.preset=tiny", "envs_per_worker=8"),
+           per_episode=("steps=800", "agent.eps_steps=250", "agent.lr_decay_updates=50", "replay.capacity=1000",
+                        "eval_every=200")),
     # Sized by one probe on point_mass-easy here (2 shared cores): 1.8 updates/s once learning starts,
     # i.e. about 29 env steps/s at replay ratio 4 and batch 64, so 70k steps take about 45 minutes.
     Recipe("dmc-cpu", "PROVISIONAL, not yet validated: DM Control from 64x64 grayscale pixels (4 stacked) with "

@@ -24,13 +24,23 @@ def _config(argv: list[str]):
 
 
 def test_grid_recipe_resolves_to_what_make_run_did(tmp_path):
-    config = _config(["--agent", "glamor", "--env", "grid:maze", "--recipe", "grid", "--out", str(tmp_path / "r")])
+    config = _config(["--agent", "glamor", "--env", "grid", "--recipe", "grid", "--out", str(tmp_path / "r")])
     assert (config.recipe, config.steps, config.envs_per_worker, config.eval_every) == ("grid", 16000, 8, 4000)
-    assert config.replay.capacity == 20000 and config.agent_overrides == {"preset": "tiny"}
+    assert config.replay.capacity == 20000
     resolved = ResolvedRun.of(config)
-    assert resolved.agent_config == GlamorConfig.tiny()
-    assert resolved.spec.env_id == "grid:maze"
+    assert resolved.agent_config == GlamorConfig.tiny()  # the room the tiny preset's schedules were made on
     assert '"recipe": "grid"' in resolved.to_json()  # config.json records which recipe made the run
+
+
+def test_grid_recipe_scales_budget_and_schedules_with_the_layouts_time_limit(tmp_path):
+    config = _config(["--agent", "glamor", "--env", "grid:maze", "--recipe", "grid", "--out", str(tmp_path / "r")])
+    resolved = ResolvedRun.of(config)
+    episodes = config.steps / resolved.spec.time_limit
+    assert resolved.spec.time_limit == 84 and episodes == 800  # as many episodes as on the 7x7 room
+    assert (config.eval_every, config.replay.capacity) == (200 * 84, 1000 * 84)
+    assert resolved.agent_config == GlamorConfig.tiny(eps_steps=250 * 84, lr_decay_updates=50 * 84)
+    assert RECIPES["grid"].steps_for("grid:maze") == config.steps
+    assert RECIPES["dmc-cpu"].steps_for("dmc:point_mass-easy") == 70_000  # a fixed budget stays fixed
 
 
 def test_set_and_explicit_flags_override_the_recipe(tmp_path):
@@ -85,8 +95,10 @@ def test_recipe_for_another_env_family_is_refused(tmp_path, capsys):
 
 def test_readme_lists_every_recipe_with_its_budget():
     text = README.read_text()
+    example_env = {"grid": "grid", "dmc-cpu": "dmc:point_mass-easy", "paper": "atari:pong"}
+    assert set(example_env) == set(RECIPES)
     for recipe in RECIPES.values():
-        assert f"| `{recipe.name}` |" in text and f"{recipe.steps:,}" in text
+        assert f"| `{recipe.name}` |" in text and f"{recipe.steps_for(example_env[recipe.name]):,}" in text
 
 
 def test_kubernetes_sweep_passes_the_recipe_and_takes_its_budget(tmp_path):
@@ -95,4 +107,6 @@ def test_kubernetes_sweep_passes_the_recipe_and_takes_its_budget(tmp_path):
                  "--gpus", "0", "--out", str(out)]) == 0
     entrypoint = yaml.safe_load((out / "rayjob-glamor-grid-maze-s0.yaml").read_text())["spec"]["entrypoint"]
     argv = shlex.split(entrypoint)
-    assert argv[argv.index("--recipe") + 1] == "grid" and argv[argv.index("--steps") + 1] == "16000"
+    # no --steps: each run's recipe sizes its budget to its own env (67,200 steps on the maze)
+    assert argv[argv.index("--recipe") + 1] == "grid" and "--steps" not in argv
+    assert argv[:2] == ["pixelplan", "train"] and _config(argv[2:]).steps == 67_200

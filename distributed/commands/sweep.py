@@ -53,16 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..offline.sweep import RAYJOB_TEMPLATE, SweepConfig, parse_list, parse_seeds, render_sweep, write_sweep
-    from ..recipes import get_recipe
-
     if args.local:
         return run_local(args)
-    steps = args.steps or (get_recipe(args.recipe).steps if args.recipe else None)
-    if steps is None:
-        raise ValueError("--steps is required unless a --recipe gives the budget")
     cfg = SweepConfig(
         name=args.name or args.out.resolve().name, agents=parse_list(args.agents, "agents"),
-        envs=parse_list(args.envs, "envs"), seeds=parse_seeds(args.seeds), steps=steps, recipe=args.recipe,
+        envs=parse_list(args.envs, "envs"), seeds=parse_seeds(args.seeds), steps=args.steps, recipe=args.recipe,
         image=args.image or ("pixelplan:cuda" if args.gpus else "pixelplan:cpu"), gpus=args.gpus,
         learners=args.learners, workers=8 if args.workers is None else args.workers,
         envs_per_worker=4 if args.envs_per_worker is None else args.envs_per_worker,

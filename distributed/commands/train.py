@@ -73,7 +73,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.recipe:
         recipe = get_recipe(args.recipe)
         recipe.check(args.agent, args.env)
-        config = apply_overrides(config, list(recipe.settings))
+        config = apply_overrides(config, list(recipe.settings_for(args.env)))
     return apply_overrides(dataclasses.replace(config, **explicit), args.set)
 
 

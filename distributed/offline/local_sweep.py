@@ -67,15 +67,14 @@ class LocalSweepConfig:
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"--steps must be >= 1, got {self.steps}")
 
-    @property
-    def budget(self) -> int:
-        """Env steps each run collects, by train's precedence: --set steps=, --steps, the recipe, the default."""
+    def budget(self, env: str) -> int:
+        """Env steps a run on ``env`` collects, by train's precedence: --set steps=, --steps, the recipe, the default."""
         for item in reversed(self.overrides):
             if item.startswith("steps="):
                 return int(float(item.partition("=")[2]))
         if self.steps is not None:
             return self.steps
-        return get_recipe(self.recipe).steps if self.recipe else RunConfig().steps
+        return get_recipe(self.recipe).steps_for(env) if self.recipe else RunConfig().steps
 
     @property
     def runs(self) -> list[tuple[str, str, int]]:
@@ -139,17 +138,19 @@ def run_local_sweep(cfg: LocalSweepConfig, progress: bool = True, poll_s: float 
     (cfg.out / "logs").mkdir(exist_ok=True)
     outcomes: dict[str, str] = {}
     pending = []
+    budgets = {env: cfg.budget(env) for env in cfg.envs}
+    finished_steps = 0
     for key in cfg.runs:
         state = run_state(cfg.folder(*key))
         if state == "done":
             outcomes[run_id(*key)] = "skipped (done)"
+            finished_steps += budgets[key[1]]
         else:
             pending.append((key, state))
     running: list[_Running] = []
-    finished_steps = cfg.budget * len(outcomes)
     interrupted: BaseException | None = None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    with tqdm(total=cfg.budget * len(cfg.runs), initial=finished_steps, unit="step", disable=not progress,
+    with tqdm(total=sum(budgets[key[1]] for key in cfg.runs), initial=finished_steps, unit="step", disable=not progress,
               desc=f"sweep {cfg.out.name}: {len(pending)} of {len(cfg.runs)} runs to go") as bar:
         try:
             while pending or running:
@@ -159,8 +160,8 @@ def run_local_sweep(cfg: LocalSweepConfig, progress: bool = True, poll_s: float 
                     running.remove(run)
                     run.log.close()
                     outcomes[run_id(*run.key)] = _outcome(cfg, run)
-                    finished_steps += cfg.budget if run.process.returncode == 0 else 0
-                bar.n = min(bar.total, finished_steps + sum(min(cfg.budget, latest_env_steps(cfg.folder(*r.key)))
+                    finished_steps += budgets[run.key[1]] if run.process.returncode == 0 else 0
+                bar.n = min(bar.total, finished_steps + sum(min(budgets[r.key[1]], latest_env_steps(cfg.folder(*r.key)))
                                                             for r in running))
                 bar.set_postfix({"running": len(running), "failed": sum(o.startswith("failed") for o in outcomes.values())},
                                 refresh=False)

@@ -44,7 +44,7 @@ class SweepConfig:
     agents: tuple[str, ...]
     envs: tuple[str, ...]
     seeds: tuple[int, ...]
-    steps: int
+    steps: int | None  # None: each run takes its recipe's budget for its env
     image: str = "pixelplan:cuda"
     gpus: int = 1  # GPUs of the pod running learners + planner; 0 = CPU-only runs on the head
     learners: int = 1
@@ -77,8 +77,10 @@ class SweepConfig:
         for env in self.envs:
             parse_env_id(env)
         _check_unique("seed", self.seeds)
+        if self.steps is None and self.recipe is None:
+            raise ValueError("--steps is required unless a --recipe gives the budget")
         for what in ("steps", "learners", "workers", "envs_per_worker", "shards", "gpu_cpus"):
-            if getattr(self, what) < 1:
+            if getattr(self, what) is not None and getattr(self, what) < 1:
                 raise ValueError(f"{what} must be at least 1, got {getattr(self, what)}")
         if self.gpus < 0 or self.cpus is not None and self.cpus < 1:
             raise ValueError(f"gpus must be >= 0 and cpus >= 1, got gpus={self.gpus} cpus={self.cpus}")
@@ -199,7 +201,7 @@ def run_labels(cfg: SweepConfig, agent: str, env: str, seed: int) -> dict[str, s
 def train_command(cfg: SweepConfig, agent: str, env: str, seed: int) -> list[str]:
     learner_gpus, planner_gpus = gpu_split(cfg.gpus, cfg.learners, cfg.learner_gpus, cfg.planner_gpus)
     command = ["pixelplan", "train", "--mode", "ray", "--address", "auto", "--agent", agent, "--env", env,
-               "--seed", str(seed), "--steps", str(cfg.steps), "--workers", str(cfg.workers),
+               "--seed", str(seed), *(["--steps", str(cfg.steps)] if cfg.steps else []), "--workers", str(cfg.workers),
                "--envs-per-worker", str(cfg.envs_per_worker), "--shards", str(cfg.shards),
                "--learners", str(cfg.learners), "--learner-gpus", f"{learner_gpus:g}",
                "--planner-gpus", f"{planner_gpus:g}", "--device", "cuda" if cfg.gpus else "cpu",
@@ -315,7 +317,7 @@ def write_sweep(cfg: SweepConfig, files: dict[str, list[dict]], out: Path, force
             path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     header = (f"{SWEEP_HEADER}{cfg.name}: agents {','.join(cfg.agents)}, envs {','.join(cfg.envs)}, "
-              f"seeds {','.join(map(str, cfg.seeds))}, {cfg.steps} steps.\n"
+              f"seeds {','.join(map(str, cfg.seeds))}, {f'{cfg.steps} steps' if cfg.steps else 'the recipe budget'}.\n"
               f"# Apply with `kubectl apply -f {out}/`; select with -l {LABEL_PREFIX}sweep={cfg.name}\n")
     written = []
     for name, manifests in files.items():
