@@ -27,6 +27,15 @@ def _mean_std(values: list[float]) -> dict[str, float | None]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan}
 
 
+def wall_minutes(folder: Path) -> float | None:
+    """First to last row of the run's metrics.csv (a resumed run's pause counts too)."""
+    try:
+        lines = (folder / "metrics.csv").read_text().splitlines()[1:]
+    except FileNotFoundError:
+        return None
+    return round((float(lines[-1].split(",")[0]) - float(lines[0].split(",")[0])) / 60, 1) if lines else None
+
+
 def run_recipe_sweep(name: str, recipe: str, envs: tuple[str, ...], quick: bool,
                      quick_settings: tuple[str, ...], quick_steps: int) -> dict:
     out = RESULTS / "runs" / (f"{name}-quick" if quick else name)
@@ -42,12 +51,14 @@ def run_recipe_sweep(name: str, recipe: str, envs: tuple[str, ...], quick: bool,
         row = next((r for r in summary.rows if r.env == env and r.metric == "eval/achievement"), None)
         finals = [float(v) for v in row.finals] if row else []
         chance = random_achievement(env, row.env_options or {}) if row else {}  # cached by the report
-        entry = {"steps_per_run": cfg.budget(env), "achievement": _mean_std(finals),
+        entry = {"steps_per_run": cfg.budget(env), "achievement": _mean_std(finals), "achievement_per_seed": finals,
                  "seeds_finished": row.finished if row else 0,
+                 "wall_minutes": [wall_minutes(cfg.folder("glamor", env, s)) for s in seeds],
                  "random_achievement": chance.get("eval/achievement")}
         if env.startswith("grid"):
             optimal = [load_run(cfg.folder("glamor", env, s), ("eval/optimal",)) for s in seeds]
-            entry["optimal_path"] = _mean_std([r.final for r in optimal if r is not None])
+            entry["optimal_path_per_seed"] = [float(r.final) for r in optimal if r is not None]
+            entry["optimal_path"] = _mean_std(entry["optimal_path_per_seed"])
             entry["random_optimal_path"] = chance.get("eval/optimal")
         paper = paper_value(env)
         if paper is not None:
