@@ -1,7 +1,7 @@
 """GLAMOR with ``--recipe dmc-cpu`` on DM Control from pixels: 3 seeds per task through the local
-sweep over the
-four tasks of Table 1's DM Control rows. Per env: mean and std over seeds of the final achievement rate, a random policy's on the
-same 30 goals, and the paper's Table 1 value (500k steps, GPU) beside it.
+sweep, over the four tasks of Table 1's DM Control rows. Per env: mean and std over seeds of the
+final achievement rate, a random policy's on the same 30 goals, and the paper's Table 1 value (500k
+steps, GPU) beside it.
 
 ``--quick``: point_mass-easy only, a few hundred steps per run and 5 evaluation episodes; it checks
 the plumbing, not learning. Each task's feasible ranges (500 random episodes) and goal sets are
