@@ -23,7 +23,7 @@ BENCH_DIR = Path(__file__).parent
 RESULTS_DIR = BENCH_DIR / "results"
 
 
-BY_NAME_ONLY = ("glamor-dmc", "glamor-layouts")  # multi-seed training sweeps: hours on a CPU machine
+BY_NAME_ONLY = ("glamor-atari", "glamor-dmc", "glamor-layouts")  # multi-seed training sweeps: hours on a CPU machine
 
 
 def available() -> list[str]:

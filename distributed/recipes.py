@@ -61,6 +61,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            ("agent.preset=tiny", "agent.min_steps_learn=5000", "agent.eps_steps=35000", "agent.train_tasks=500",
             "agent.lr_decay_updates=4400", "env.size=[64,64]", "env.grayscale=true", "env.stack=4",
             "replay.capacity=70000", "eval_every=17500", "envs_per_worker=8", "steps=70000")),
+    # Atari's frames stay the paper's (80x104 grayscale, 4 stacked; T = 50). Sized by a probe on Pong
+    # beside a dmc-cpu run on point_mass: 0.45-0.5x its update rate (larger frames), so about 0.85
+    # updates/s alone, i.e. about 14 env steps/s at replay ratio 4 and batch 64: 40k steps in 45 minutes.
+    Recipe("atari-cpu", "Atari at the scale of a 2-core CPU: dmc-cpu's tiny model and schedules on the paper's "
+                        "frames, sized for about 45 minutes; a twelfth of Table 1's 500k steps",
+           ("glamor",), ("atari",),
+           ("agent.preset=tiny", "agent.min_steps_learn=5000", "agent.eps_steps=20000", "agent.train_tasks=500",
+            "agent.lr_decay_updates=2500", "replay.capacity=40000", "eval_every=10000", "envs_per_worker=8",
+            "steps=40000")),
     Recipe("paper", "GLAMOR's Fig. 5 settings unchanged (the default config: IMPALA encoders, AdamW 5e-4, replay "
                     "ratio 4, N = 50, eps 1 -> 0.1 over 3e5 steps, 1e6 buffer) at Table 1's budget of 500k agent "
                     "steps, learner and planner on CUDA (needs a GPU)",

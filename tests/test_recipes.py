@@ -62,6 +62,14 @@ def test_dmc_cpu_recipe_resolves_on_small_grayscale_frames():
     assert "not yet validated" in RECIPES["dmc-cpu"].summary
 
 
+def test_atari_cpu_recipe_keeps_the_papers_frames_with_the_tiny_model():
+    resolved = ResolvedRun.of(_config(["--agent", "glamor", "--env", "atari:seaquest", "--recipe", "atari-cpu"]))
+    assert resolved.spec.frame_shape == (1, 104, 80) and resolved.spec.stack == 4 and resolved.spec.time_limit == 50
+    assert resolved.agent_config == GlamorConfig.tiny(min_steps_learn=5000, eps_steps=20000, train_tasks=500,
+                                                      lr_decay_updates=2500)
+    assert resolved.config.steps == 40_000
+
+
 def test_paper_recipe_keeps_the_papers_settings_on_cuda():
     config = _config(["--agent", "glamor", "--env", "atari:pong", "--recipe", "paper"])
     assert (config.device, config.planner.device, config.steps) == ("cuda", "cuda", 500_000)
@@ -95,7 +103,7 @@ def test_recipe_for_another_env_family_is_refused(tmp_path, capsys):
 
 def test_readme_lists_every_recipe_with_its_budget():
     text = README.read_text()
-    example_env = {"grid": "grid", "dmc-cpu": "dmc:point_mass-easy", "paper": "atari:pong"}
+    example_env = {"grid": "grid", "dmc-cpu": "dmc:point_mass-easy", "atari-cpu": "atari:pong", "paper": "atari:pong"}
     assert set(example_env) == set(RECIPES)
     for recipe in RECIPES.values():
         assert f"| `{recipe.name}` |" in text and f"{recipe.steps_for(example_env[recipe.name]):,}" in text
