@@ -119,3 +119,31 @@ def replace_checked(config: Any, values: dict[str, Any], prefix: str = "") -> An
         raise ValueError(f"{type(config).__name__} has no field(s) {[prefix + u for u in unknown]}; "
                          f"known fields: {sorted(types_)}")
     return dataclasses.replace(config, **{k: coerce(v, types_[k], prefix + k) for k, v in values.items()})
+
+
+def check_saved_config(config: Any, saved: dict, ignore: tuple[str, ...] = ()) -> None:
+    """Refuse a checkpoint whose config differs from ``config`` (a dataclass) in any field but ``ignore``.
+
+    A field the checkpoint does not name was added after it was written and counts as its default,
+    so adding a config field (whose default keeps the old behaviour) leaves old checkpoints loadable;
+    a field only the checkpoint names was removed since, and is refused."""
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(config) if f.init}
+    mine = {k: _plain(v) for k, v in dataclasses.asdict(config).items() if k not in ignore}
+    theirs = {k: _plain(v) for k, v in {**defaults, **saved}.items() if k not in ignore}
+    if mine != theirs:
+        diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k, _ABSENT) != theirs.get(k, _ABSENT))
+        raise ValueError(f"checkpoint was saved with a different {type(config).__name__} (fields {diff}); build "
+                         f"the agent from the checkpoint's own config instead")
+
+
+_ABSENT = object()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: a config read back from JSON holds lists where the dataclass has tuples."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

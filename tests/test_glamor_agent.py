@@ -57,6 +57,20 @@ def test_load_refuses_a_different_config(tmp_path):
         GlamorAgent(env.spec, GlamorConfig.tiny(state_size=32)).load(path)
 
 
+def test_a_checkpoint_older_than_a_config_field_loads_with_its_default():
+    env = make_env("grid")
+    state = GlamorAgent(env.spec, GlamorConfig.tiny()).state_dict()
+    del state["config"]["plan_mode"]  # as if written before the field existed
+    GlamorAgent(env.spec, GlamorConfig.tiny()).load_state_dict(state)  # the default: loads
+    with pytest.raises(ValueError, match=r"\['plan_mode'\]"):  # anything but the default is a different config
+        GlamorAgent(env.spec, GlamorConfig.tiny(plan_mode="plan-end")).load_state_dict(state)
+    state["config"]["removed_field"] = 1  # a field this build no longer has is refused
+    with pytest.raises(ValueError, match="removed_field"):
+        GlamorAgent(env.spec, GlamorConfig.tiny()).load_state_dict(state)
+    with pytest.raises(ValueError, match="saved for env 'grid'"):
+        GlamorAgent(make_env("grid:maze").spec, GlamorConfig.tiny()).load_state_dict(state)
+
+
 def test_policy_weights_are_cpu_and_carry_the_version():
     env = make_env("grid")
     learner = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=0)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from pixelplan.agents.base import SampleRequest
+from pixelplan.agents.config_fields import check_saved_config
 from pixelplan.agents.nets import resolve_device
 from pixelplan.envs.batches import BatchQuery, SequenceBatch
 from pixelplan.envs.spec import EnvSpec
@@ -218,11 +219,7 @@ class AlmAgent:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        mine, theirs = asdict(self.config), state["config"]
-        if mine != theirs:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(f"checkpoint was saved with a different AlmConfig (fields {diff}); "
-                             "build the agent with AlmConfig.from_dict(state['config'])")
+        check_saved_config(self.config, state["config"])
         for name, net in self._nets().items():
             net.load_state_dict(state["nets"][name])
         for role, opt in self.optimizers.items():  # deep copy: Adam would share the saved moment tensors

@@ -12,6 +12,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.profiler import record_function
 
 from pixelplan.agents.base import SampleRequest
+from pixelplan.agents.config_fields import check_saved_config
 from pixelplan.agents.nets import resolve_device
 from pixelplan.envs.batches import BatchQuery, SequenceBatch
 from pixelplan.envs.spec import EnvSpec
@@ -180,12 +181,7 @@ class DreamerAgent:
         return copy.deepcopy(state)
 
     def load_state_dict(self, state: dict) -> None:
-        mine = {k: v for k, v in self.config.to_dict().items() if k != "device"}
-        theirs = {k: v for k, v in state["config"].items() if k != "device"}
-        if mine != theirs:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(f"checkpoint was saved with a different DreamerConfig (fields {diff}); "
-                             f"build the agent with DreamerConfig(**state['config'])")
+        check_saved_config(self.config, state["config"], ignore=("device",))
         for name in ("world", "actor", "value", "model_opt", "actor_opt", "value_opt"):
             getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])

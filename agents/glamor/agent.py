@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from pixelplan.agents.base import PlanResult, SampleRequest
+from pixelplan.agents.config_fields import check_saved_config
 from pixelplan.envs.batches import BatchQuery, PairBatch
 from pixelplan.envs.files import atomic_write
 from pixelplan.envs.spec import EnvSpec
@@ -125,12 +126,9 @@ class GlamorAgent:
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"GLAMOR state format {state.get('format')!r}; this build reads {STATE_FORMAT}")
-        mine = dataclasses.asdict(self.config)
-        theirs = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
-        if theirs != mine or state["spec"]["env_id"] != self.spec.env_id:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(f"checkpoint was saved for env {state['spec']['env_id']!r} with a different "
-                             f"config (fields {diff}); build the agent from the checkpoint's config instead")
+        if state["spec"]["env_id"] != self.spec.env_id:
+            raise ValueError(f"checkpoint was saved for env {state['spec']['env_id']!r}, not {self.spec.env_id!r}")
+        check_saved_config(self.config, state["config"])
         self.net.load_state_dict(state["net"])
         self.optim.load_state_dict(state["optim"])
         self.updates, self.version = int(state["updates"]), int(state["version"])
