@@ -115,3 +115,8 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path, capsys):
                  "--recipe", "grid", "--out", str(tmp_path / "s")]) == 2
     assert "recipe 'grid' is for agent glamor on grid:*" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_runs_go_seed_by_seed(tmp_path):
+    cfg = LocalSweepConfig(agents=("stub",), envs=("grid", "grid:maze"), seeds=(0, 1), out=tmp_path / "s")
+    assert cfg.runs == [("stub", "grid", 0), ("stub", "grid:maze", 0), ("stub", "grid", 1), ("stub", "grid:maze", 1)]

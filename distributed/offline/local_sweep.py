@@ -78,7 +78,8 @@ class LocalSweepConfig:
 
     @property
     def runs(self) -> list[tuple[str, str, int]]:
-        return [(a, e, s) for a in self.agents for e in self.envs for s in self.seeds]
+        """Seed by seed: a sweep stopped part-way has every (agent, env)'s first seed before any's second."""
+        return [(a, e, s) for s in self.seeds for a in self.agents for e in self.envs]
 
     def folder(self, agent: str, env: str, seed: int) -> Path:
         return self.out / run_id(agent, env, seed)
