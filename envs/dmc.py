@@ -80,16 +80,22 @@ class DMCEnv(PixelEnv):
     1 for states); ``action_repeat`` physics control steps per agent step (default 4 for
     point_mass, else 1); ``time_limit`` in agent steps (default 100, GLAMOR's control T);
     ``from_states`` frames are the flattened float32 task observation instead of pixels (ALM);
-    ``fast_render`` (see module docstring; False = dm_control's default look); ``camera_id``.
+    ``fast_render`` (see module docstring; False = dm_control's default look); ``camera_id``;
+    ``supersample`` k renders k times larger and area-averages down, so a body smaller than a pixel
+    (point_mass's ball is about 1.3 pixels wide at 64x64) stays in every frame, dimmer, instead of
+    appearing and vanishing with its sub-pixel position as it does without anti-aliasing.
     Goal features: the GLAMOR observation entries above; for other tasks the physics qpos.
     """
 
     def __init__(self, name: str, actions: str = "discrete", size: tuple[int, int] = (104, 80),
                  grayscale: bool = True, stack: int | None = None, action_repeat: int | None = None,
                  time_limit: int = 100, from_states: bool = False, fast_render: bool = True,
-                 camera_id: int = 0) -> None:
+                 camera_id: int = 0, supersample: int = 1) -> None:
         if actions not in ("discrete", "continuous"):
             raise ValueError(f"actions must be 'discrete' or 'continuous', got {actions!r}")
+        if not 1 <= int(supersample) <= 8:
+            raise ValueError(f"supersample must be an integer in 1..8, got {supersample}")
+        self.supersample = int(supersample)
         height, width = (int(v) for v in size)
         if min(height, width) < 1 or time_limit < 1 or (action_repeat is not None and action_repeat < 1):
             raise ValueError(f"need positive size, time_limit and action_repeat, got {size}, {time_limit}, "
@@ -120,7 +126,8 @@ class DMCEnv(PixelEnv):
             action_size=len(self._table) if self._table is not None else spec.shape[0],
             time_limit=time_limit, feature_names=names, frame_dtype=dtype,
         )
-        self._renderer = None if from_states else self._make_renderer(max(height, width), fast_render)
+        self._renderer = None if from_states else self._make_renderer(max(height, width) * self.supersample,
+                                                                       fast_render)
         self._time_step = None
         super().__init__()
 
@@ -142,7 +149,7 @@ class DMCEnv(PixelEnv):
 
     # -- frames ---------------------------------------------------------------------------------
     def render_rgb(self) -> np.ndarray:
-        """The current camera image, (side, side, 3) uint8 with side = max(H, W)."""
+        """The current camera image, (side, side, 3) uint8 with side = max(H, W) x supersample."""
         self._renderer.update_scene(self._env.physics.data.ptr, camera=self.camera_id)
         return self._renderer.render()
 
@@ -152,7 +159,7 @@ class DMCEnv(PixelEnv):
         if not self.from_states:
             return super().video_frame()
         if self._renderer is None:
-            self._renderer = self._make_renderer(max(self.size), self.fast_render)
+            self._renderer = self._make_renderer(max(self.size) * self.supersample, self.fast_render)
         return self.render_rgb()
 
     def _frame(self) -> np.ndarray:

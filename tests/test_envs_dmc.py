@@ -175,6 +175,22 @@ def test_size_colour_and_qpos_fallback():
     assert env._renderer is None
 
 
+def test_supersampling_keeps_the_frame_size_and_area_averages_a_larger_render():
+    plain = DMCEnv("point_mass-easy", size=(32, 32))
+    fine = DMCEnv("point_mass-easy", size=(32, 32), supersample=4)
+    assert fine.render_rgb().shape == (128, 128, 3) and fine.spec.frame_shape == plain.spec.frame_shape
+    plain.reset(seed=0)
+    obs = fine.reset(seed=0)
+    assert obs.shape == (4, 32, 32)
+    # the ball is brightest in one pixel without anti-aliasing; averaged over 4x4 it spreads, dimmer
+    assert fine.frame().max() < plain.frame().max()
+    assert abs(float(fine.frame().mean()) - float(plain.frame().mean())) < 3  # the same scene
+    with pytest.raises(ValueError, match="supersample"):
+        DMCEnv("point_mass-easy", supersample=0)
+    plain.close()
+    fine.close()
+
+
 def test_unknown_task_and_bad_options():
     with pytest.raises(ValueError, match="unknown DM Control task"):
         make_env("dmc:cartpole-flip")
