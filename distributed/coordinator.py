@@ -287,7 +287,8 @@ class Coordinator:
         also draws the goal grid (goals above reached frames) into the run folder."""
         run = self.run
         self.evaluations += 1
-        record = int(run.eval_video_every > 0 and self.evaluations % run.eval_video_every == 0)
+        record = int(run.eval_video_every > 0 and self.evaluations % run.eval_video_every == 0
+                     and (self.spec.pixels or not self.agent.goal_conditioned))  # goal videos show the goal frame
         if self.agent.goal_conditioned:
             planner = self.planner
 
@@ -299,7 +300,7 @@ class Coordinator:
             summary = result.summary()
             videos = [goal_video(film, self.eval_goals.frames[result.goal_index[i]], self.spec.time_limit)
                       for i, film in enumerate(result.films)]
-            if picture:
+            if picture and self.spec.pixels:  # a state-vector goal has no picture
                 shown = min(len(result.achieved), EVAL_GOALS)
                 plot_goal_grid(self.eval_goals.frames[result.goal_index[:shown]], result.final_frames[:shown],
                                result.achieved[:shown], self.out / "goals.png",

@@ -117,5 +117,8 @@ def build_goal_set(env: PixelEnv, num_goals: int = 30, seed: int = 0, episodes: 
         for frame, feats in states[1:]:
             if not achieved(feats, start, ranges):  # a goal met at reset tests nothing
                 buffer.offer(frame, feats)
+    if not buffer.frames:
+        raise ValueError(f"{env.spec.env_id}: no goals: in {episodes} random episodes of {env.spec.time_limit} steps "
+                         f"no state left its start's 10% neighbourhood; a longer env.time_limit gives some")
     return GoalSet(env.spec.env_id, np.stack(buffer.frames), np.stack(buffer.features).astype(np.float32),
                    np.asarray(ranges, np.float64), seed)

@@ -105,9 +105,10 @@ def _evaluate_goals(args, agent, env_id: str, env_options: dict, seed: int, out:
     probe = make_env(env_id, **env_options)
     policy = RandomGoalPolicy(probe, seed) if agent is None else AgentGoalPolicy(agent.plan)
     try:
+        record = args.video if probe.spec.pixels else 0  # goal videos and the goal grid show goal frames
         with tqdm(total=args.episodes, desc=f"eval {args.agent} on {env_id}", unit="ep") as bar:
             result = evaluate(lambda: make_env(env_id, **env_options), goals, policy, args.episodes, seed,
-                              progress=lambda done: bar.update(done - bar.n), record=args.video)
+                              progress=lambda done: bar.update(done - bar.n), record=record)
     finally:
         probe.close()
     summary.update(result.summary())
@@ -115,7 +116,8 @@ def _evaluate_goals(args, agent, env_id: str, env_options: dict, seed: int, out:
     shown = min(len(result.achieved), EVAL_GOALS)
     png = plot_goal_grid(goals.frames[result.goal_index[:shown]], result.final_frames[:shown],
                          result.achieved[:shown], out / "goals.png",
-                         f"{args.agent} on {env_id}: achievement {result.achievement_rate:.2f}")
+                         f"{args.agent} on {env_id}: achievement {result.achievement_rate:.2f}") \
+        if probe.spec.pixels else "none (the goals are state vectors)"
     rows = [("episodes", str(len(result.achieved))), ("achievement rate", f"{result.achievement_rate:.3f}")]
     if result.has_optimal:
         rows.append(("optimal-path rate", f"{result.optimal_rate:.3f}"))
