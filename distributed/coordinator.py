@@ -287,10 +287,10 @@ class Coordinator:
         also draws the goal grid (goals above reached frames) into the run folder."""
         run = self.run
         self.evaluations += 1
-        record = int(run.eval_video_every > 0 and self.evaluations % run.eval_video_every == 0
-                     and (self.spec.pixels or not self.agent.goal_conditioned))  # goal videos show the goal frame
+        record = int(run.eval_video_every > 0 and self.evaluations % run.eval_video_every == 0)
         if self.agent.goal_conditioned:
             planner = self.planner
+            record = record if self.spec.pixels else 0  # goal videos show the goal frame; a state vector has none
 
             def plan(obs, goals, steps_left):
                 return planner.call("plan", obs, goals, steps_left).result()

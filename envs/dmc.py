@@ -126,10 +126,14 @@ class DMCEnv(PixelEnv):
             action_size=len(self._table) if self._table is not None else spec.shape[0],
             time_limit=time_limit, feature_names=names, frame_dtype=dtype,
         )
-        self._renderer = None if from_states else self._make_renderer(max(height, width) * self.supersample,
-                                                                       fast_render)
+        self._renderer = None if from_states else self._make_renderer(self.render_side, fast_render)
         self._time_step = None
         super().__init__()
+
+    @property
+    def render_side(self) -> int:
+        """The square camera image's side: the frame's longer side, times the supersampling factor."""
+        return max(self.size) * self.supersample
 
     def _make_renderer(self, side: int, fast: bool) -> mujoco.Renderer:
         model = self._env.physics.model.ptr
@@ -149,7 +153,7 @@ class DMCEnv(PixelEnv):
 
     # -- frames ---------------------------------------------------------------------------------
     def render_rgb(self) -> np.ndarray:
-        """The current camera image, (side, side, 3) uint8 with side = max(H, W) x supersample."""
+        """The current camera image, (render_side, render_side, 3) uint8."""
         self._renderer.update_scene(self._env.physics.data.ptr, camera=self.camera_id)
         return self._renderer.render()
 
@@ -159,7 +163,7 @@ class DMCEnv(PixelEnv):
         if not self.from_states:
             return super().video_frame()
         if self._renderer is None:
-            self._renderer = self._make_renderer(max(self.size) * self.supersample, self.fast_render)
+            self._renderer = self._make_renderer(self.render_side, self.fast_render)
         return self.render_rgb()
 
     def _frame(self) -> np.ndarray:
