@@ -84,6 +84,49 @@ class ImpalaEncoder(nn.Module):
         return self.head(self.stages(x))
 
 
+class KeypointEncoder(nn.Module):
+    """Convolutions -> spatial softmax -> the expected (x, y) of each feature map (Levine et al. 2016,
+    "End-to-End Training of Deep Visuomotor Policies"; Finn et al. 2016's deep spatial autoencoder).
+
+    Made for DM Control from pixels on a CPU, where the goal is a few bodies' positions: a body one or
+    two pixels wide (point_mass's ball at 64x64) lands in the features as a coordinate, read to
+    sub-pixel precision by the softmax's expectation, instead of as a few active cells of a
+    flattened map that a linear layer has to find. ``channels``: the conv widths; the last is the
+    number of keypoints (two coordinates each). The first conv halves the frame."""
+
+    def __init__(self, in_shape: Sequence[int], channels: Sequence[int] = (32, 32, 16), out_dim: int = 256) -> None:
+        super().__init__()
+        if len(in_shape) != 3 or min(in_shape) < 1:
+            raise ValueError(f"KeypointEncoder needs an input shape (C, H, W) with positive sizes, got {tuple(in_shape)}")
+        if len(channels) < 2:
+            raise ValueError(f"KeypointEncoder needs at least two conv widths (the last = keypoints), got {channels}")
+        c = in_shape[0]
+        layers: list[nn.Module] = []
+        for i, out_c in enumerate(channels):
+            layers += [nn.Conv2d(c, out_c, 5 if i == 0 else 3, stride=2 if i == 0 else 1, padding=2 if i == 0 else 1)]
+            if i < len(channels) - 1:
+                layers.append(nn.ReLU())
+            c = out_c
+        self.convs = nn.Sequential(*layers)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.head = nn.Sequential(nn.Linear(2 * c, out_dim), nn.ReLU())
+        self.in_shape, self.out_dim = tuple(in_shape), out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        maps = self.convs(x)  # (B, K, h, w)
+        b, k, h, w = maps.shape
+        attention = (maps.flatten(2) / self.log_temperature.exp()).softmax(-1).view(b, k, h, w)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=maps.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=maps.dtype)
+        points = torch.cat([(attention.sum(3) * ys).sum(2), (attention.sum(2) * xs).sum(2)], dim=1)  # (B, 2K)
+        return self.head(points)
+
+
+ENCODERS = ("impala", "keypoints")
+
+
 class VectorEncoder(nn.Module):
     """The encoder for state (non-pixel) observations: a two-layer MLP with LayerNorm."""
 
@@ -97,9 +140,13 @@ class VectorEncoder(nn.Module):
 
 
 def make_encoder(in_shape: Sequence[int], out_dim: int, channels: Sequence[int] = (16, 32, 32),
-                 norm_groups: int = 8) -> nn.Module:
-    """IMPALA encoder for (C, H, W) pixels, MLP encoder for (D,) state vectors."""
+                 norm_groups: int = 8, kind: str = "impala") -> nn.Module:
+    """``kind``'s encoder (IMPALA or keypoints) for (C, H, W) pixels, an MLP for (D,) state vectors."""
+    if kind not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {kind!r}")
     if len(in_shape) == 3:
+        if kind == "keypoints":
+            return KeypointEncoder(in_shape, channels, out_dim)
         return ImpalaEncoder(in_shape, channels, out_dim, norm_groups)
     if len(in_shape) == 1:
         return VectorEncoder(in_shape[0], out_dim)

@@ -4,13 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar, Literal
 
+from pixelplan.agents.nets import ENCODERS
+
 PLAN_MODES = ("shortest", "plan-end")
 
 
 @dataclass(frozen=True)
 class GlamorConfig:
     # -- model (Sec. 4.2, Fig. 1) -------------------------------------------------------------
-    encoder_channels: tuple[int, ...] = (16, 32, 32)  # IMPALA "large" stages
+    encoder: str = "impala"  # "keypoints": spatial-softmax encoders (agents/nets.py), the dmc-cpu recipe's
+    encoder_channels: tuple[int, ...] = (16, 32, 32)  # IMPALA "large" stages (keypoints: conv widths)
     encoder_dim: int = 256  # each encoder's output size
     norm_groups: int = 8  # GroupNorm groups (at most; must divide the channels or is reduced)
     state_size: int = 512  # the mixed (obs, goal) representation the LSTMs start from
@@ -55,6 +58,8 @@ class GlamorConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        if self.encoder not in ENCODERS:
+            problems.append(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.plan_mode not in PLAN_MODES:
             problems.append(f"plan_mode must be one of {PLAN_MODES}, got {self.plan_mode!r}")
         if not 0.0 < self.plan_discount <= 1.0:

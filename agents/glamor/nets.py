@@ -145,7 +145,7 @@ class GlamorNet(nn.Module):
             raise ValueError(f"GLAMOR needs discrete actions (discretise continuous control to 3^A); "
                              f"{spec.env_id} has {spec.action_kind} actions")
         self.n_actions = spec.action_size
-        enc = (cfg.encoder_dim, cfg.encoder_channels, cfg.norm_groups)
+        enc = (cfg.encoder_dim, cfg.encoder_channels, cfg.norm_groups, cfg.encoder)
         self.obs_encoder = make_encoder(spec.obs_shape, *enc)
         self.goal_encoder = make_encoder(spec.frame_shape, *enc)
         self.idm = ActionSequenceModel(2 * cfg.encoder_dim, self.n_actions, cfg)
