@@ -7,7 +7,7 @@ from glamor_pairs import grid_batch  # noqa: E402 (tests/ is on sys.path)
 from pixelplan.agents.glamor import GlamorAgent, GlamorConfig
 from pixelplan.agents.glamor.loss import glamor_loss
 from pixelplan.agents.glamor.nets import GlamorNet
-from pixelplan.agents.nets import ImpalaEncoder
+from pixelplan.agents.nets import ImpalaEncoder, make_encoder
 from pixelplan.envs import EnvSpec, make_env
 from pixelplan.envs.batches import PairBatch
 
@@ -126,3 +126,44 @@ def test_learn_rejects_batches_without_the_end_token():
         agent.learn(PairBatch(batch.obs, batch.goals, bad, batch.lengths))
     with pytest.raises(ValueError, match="lengths"):
         agent.learn(PairBatch(batch.obs, batch.goals, batch.actions, np.zeros(4, np.int64)))
+
+
+def test_keypoint_encoder_learns_where_a_one_pixel_dot_is():
+    """The point of the keypoint encoder: a dot one pixel wide, read as a coordinate. A linear read-out
+    of its features must learn the dot's position on frames it never saw."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 24, size=(600, 2))
+    frames = np.zeros((600, 1, 24, 24), np.uint8)
+    frames[np.arange(600), 0, pos[:, 0], pos[:, 1]] = 255
+    x, y = torch.as_tensor(frames), torch.as_tensor(pos / 23.0 - 0.5, dtype=torch.float32)
+    enc = make_encoder((1, 24, 24), 32, (16, 8), kind="keypoints")
+    head = torch.nn.Linear(32, 2)
+    opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], lr=3e-3)
+    for _ in range(300):
+        idx = torch.as_tensor(rng.integers(0, 500, 64))
+        loss = ((head(enc(x[idx])) - y[idx]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        test_mse = ((head(enc(x[500:])) - y[500:]) ** 2).mean().item()
+    assert test_mse < 0.1 * y[500:].var().item()
+
+
+def test_unknown_encoder_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="impala.*keypoints"):
+        GlamorConfig(encoder="resnet")
+    with pytest.raises(ValueError, match="keypoints"):
+        make_encoder((1, 9, 9), 16, kind="resnet")
+
+
+def test_goal_relative_idm_sees_no_goal_signal_when_the_goal_is_the_current_frame():
+    env = make_env("grid")
+    net = GlamorNet(env.spec, GlamorConfig.tiny(goal_relative=True))
+    batch = grid_batch(env, np.random.default_rng(0), size=4)
+    obs = torch.as_tensor(batch.obs)
+    idm_ctx, prior_ctx = net.contexts(obs, obs[:, -env.spec.frame_shape[0]:])
+    assert torch.all(idm_ctx[:, prior_ctx.shape[1]:] == 0)
+    idm_ctx, _ = net.contexts(obs, torch.as_tensor(batch.goals))
+    assert torch.any(idm_ctx[:, prior_ctx.shape[1]:] != 0)

@@ -54,12 +54,13 @@ def test_set_and_explicit_flags_override_the_recipe(tmp_path):
                     "--set", "steps=700"]).steps == 700
 
 
-def test_dmc_cpu_recipe_resolves_on_small_grayscale_frames():
+def test_dmc_cpu_recipe_resolves_on_small_grayscale_frames_with_keypoint_encoders():
     config = _config(["--agent", "glamor", "--env", "dmc:point_mass-easy", "--recipe", "dmc-cpu"])
     resolved = ResolvedRun.of(config)
     assert resolved.spec.frame_shape == (1, 64, 64) and resolved.spec.stack == 4
-    assert resolved.agent_config.encoder_dim == GlamorConfig.tiny().encoder_dim
-    assert "not yet validated" in RECIPES["dmc-cpu"].summary
+    agent = resolved.agent_config
+    assert agent.encoder_dim == GlamorConfig.tiny().encoder_dim
+    assert (agent.encoder, agent.encoder_channels, agent.goal_relative) == ("keypoints", (32, 32, 16), True)
 
 
 def test_atari_cpu_recipe_keeps_the_papers_frames_with_the_tiny_model():

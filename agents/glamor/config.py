@@ -13,6 +13,9 @@ PLAN_MODES = ("shortest", "plan-end")
 class GlamorConfig:
     # -- model (Sec. 4.2, Fig. 1) -------------------------------------------------------------
     encoder: str = "impala"  # "keypoints": spatial-softmax encoders (agents/nets.py), the dmc-cpu recipe's
+    # True: the IDM sees the goal frame's embedding minus the current frame's, both under the goal
+    # encoder, so a body's displacement is one subtraction away instead of two encoders to align.
+    goal_relative: bool = False
     encoder_channels: tuple[int, ...] = (16, 32, 32)  # IMPALA "large" stages (keypoints: conv widths)
     encoder_dim: int = 256  # each encoder's output size
     norm_groups: int = 8  # GroupNorm groups (at most; must divide the channels or is reduced)

@@ -145,6 +145,7 @@ class GlamorNet(nn.Module):
             raise ValueError(f"GLAMOR needs discrete actions (discretise continuous control to 3^A); "
                              f"{spec.env_id} has {spec.action_kind} actions")
         self.n_actions = spec.action_size
+        self.goal_relative, self.frame_channels = cfg.goal_relative, spec.frame_shape[0]
         enc = (cfg.encoder_dim, cfg.encoder_channels, cfg.norm_groups, cfg.encoder)
         self.obs_encoder = make_encoder(spec.obs_shape, *enc)
         self.goal_encoder = make_encoder(spec.frame_shape, *enc)
@@ -161,8 +162,10 @@ class GlamorNet(nn.Module):
 
     def contexts(self, obs: torch.Tensor, goals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(IDM context, prior context) from raw observations and goal frames."""
-        obs_rep = self.obs_encoder(obs)
-        return torch.cat([obs_rep, self.goal_encoder(goals)], dim=-1), obs_rep
+        obs_rep, goal_rep = self.obs_encoder(obs), self.goal_encoder(goals)
+        if self.goal_relative:
+            goal_rep = goal_rep - self.goal_encoder(obs[:, -self.frame_channels:])
+        return torch.cat([obs_rep, goal_rep], dim=-1), obs_rep
 
     def forward(self, obs: torch.Tensor, goals: torch.Tensor,
                 tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
