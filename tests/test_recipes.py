@@ -67,7 +67,8 @@ def test_atari_cpu_recipe_keeps_the_papers_frames_with_the_tiny_model():
     resolved = ResolvedRun.of(_config(["--agent", "glamor", "--env", "atari:seaquest", "--recipe", "atari-cpu"]))
     assert resolved.spec.frame_shape == (1, 104, 80) and resolved.spec.stack == 4 and resolved.spec.time_limit == 50
     assert resolved.agent_config == GlamorConfig.tiny(min_steps_learn=5000, eps_steps=20000, train_tasks=500,
-                                                      lr_decay_updates=2500)
+                                                      lr_decay_updates=2500, encoder="keypoints",
+                                                      encoder_channels=(32, 32, 16), goal_relative=True)
     assert resolved.config.steps == 40_000
 
 
