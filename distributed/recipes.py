@@ -43,9 +43,8 @@ class Recipe:
                              f"{'/'.join(f + ':*' for f in self.env_families)} envs, not {agent} on {env}")
 
 
-# The tiny model with keypoint encoders and a goal-relative IDM: dmc-cpu's and atari-cpu's model.
-PIXEL_CPU_MODEL = ("agent.preset=tiny", "agent.encoder=keypoints", "agent.encoder_channels=[32,32,16]",
-                   "agent.goal_relative=true")
+# The tiny model (goal-relative IDM) with keypoint encoders: dmc-cpu's and atari-cpu's model.
+PIXEL_CPU_MODEL = ("agent.preset=tiny", "agent.encoder=keypoints", "agent.encoder_channels=[32,32,16]")
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # 800 episodes of T whatever the layout: on the 7x7 room (T = 20) these are the 16k steps, 5k-step
