@@ -93,7 +93,8 @@ class Coordinator:
             self.planner = spawn(BatchingPlanner, self.resolved, self.planner_memory, name=f"{tag}-planner",
                                  num_gpus=run.planner_gpus, local_cls=PlannerService)
         if self.agent.goal_conditioned:
-            self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, EVAL_GOAL_SEED, run.env_options)
+            self.eval_goals = load_or_build_goal_set(run.env, EVAL_GOALS, EVAL_GOAL_SEED, run.env_options,
+                                                     show_progress=run.progress)
         dist_address = f"127.0.0.1:{free_port()}" if run.learners > 1 else None
         self.learners = [spawn(Learner, self.resolved, r, self.shards, dist_address, name=f"{tag}-learner-{r}",
                                num_gpus=run.learner_gpus, restart=False) for r in range(run.learners)]
