@@ -58,21 +58,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # From pixels the paper's encoders learned nothing here in 45 minutes (point_mass 0.10, random 0.07),
     # though the same run from states reached 0.87: two IMPALA encoders had to find and align a ball one
     # pixel wide from a weak signal. Keypoint encoders with a goal-relative IDM context (agents/nets.py,
-    # GlamorConfig.goal_relative) reached 0.5 on point_mass at 17.5k steps, and cost a third as much per
-    # update: 70k steps in about 20 minutes here (learner ~4 updates/s, replay ratio 4, batch 64).
+    # GlamorConfig.goal_relative) reached 0.60 +- 0.15 on point_mass at 70k steps (3 seeds; random 0.07)
+    # and cost a third as much per update: 70k steps in about 22 minutes here beside another run
+    # (learner ~3.6 updates/s, replay ratio 4, batch 64).
     Recipe("dmc-cpu", "DM Control from 64x64 grayscale pixels (4 stacked) on a 2-core CPU: the tiny model "
-                      "with keypoint encoders and a goal-relative IDM, 70k steps in about 20 minutes",
+                      "with keypoint encoders and a goal-relative IDM, 70k steps in about 22 minutes",
            ("glamor",), ("dmc",),
            (*PIXEL_CPU_MODEL, "agent.min_steps_learn=5000", "agent.eps_steps=35000",
             "agent.train_tasks=500", "agent.lr_decay_updates=4400", "env.size=[64,64]", "env.grayscale=true",
             "env.stack=4", "replay.capacity=70000", "eval_every=17500", "envs_per_worker=8", "steps=70000")),
     # Atari's frames stay the paper's (80x104 grayscale, 4 stacked; T = 50), with dmc-cpu's model: its
-    # keypoint encoders and goal-relative IDM, which Atari's goals (entity positions) suit as well; not
-    # yet measured on Atari. Sized with the IMPALA encoders by a probe on Pong beside a dmc-cpu run (0.45-0.5x
-    # its update rate, so about 14 env steps/s alone: 40k steps in 45 minutes); the keypoint encoders cost
-    # a half to a third as much per update, so a run should take about 20 minutes.
+    # keypoint encoders and goal-relative IDM, which Atari's goals (entity positions) suit as well. A run
+    # takes about 21 minutes beside another (learner ~1.8 updates/s, half dmc-cpu's: larger frames);
+    # seed 0 reached 0.27 on Pong (random 0.00) and 0.13 on Seaquest (random 0.07).
     Recipe("atari-cpu", "Atari at the scale of a 2-core CPU: dmc-cpu's tiny keypoint model and schedules on the "
-                        "paper's frames, 40k steps (a twelfth of Table 1's 500k), at most 45 minutes",
+                        "paper's frames, 40k steps (a twelfth of Table 1's 500k) in about 21 minutes",
            ("glamor",), ("atari",),
            (*PIXEL_CPU_MODEL, "agent.min_steps_learn=5000", "agent.eps_steps=20000",
             "agent.train_tasks=500", "agent.lr_decay_updates=2500", "replay.capacity=40000", "eval_every=10000",
