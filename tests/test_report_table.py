@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pixelplan.distributed.cli import main
-from pixelplan.distributed.offline.report import report
+from pixelplan.distributed.offline.report import report, seed_band
 
 AGENT_METRICS = {"glamor": "eval/achievement", "dreamer": "eval/return"}
 ENVS = ("grid", "dmc:cartpole-balance")
@@ -131,3 +131,14 @@ def test_report_adds_the_papers_table1_value_and_budget(tmp_path):
     assert (rows[("glamor", "dmc:cartpole-balance")]["paper_mean"], rows[("glamor", "dmc:cartpole-balance")]["paper_steps"]) \
         == ("0.97", "500000")
     assert rows[("dreamer", "dmc:cartpole-balance")]["paper_mean"] == ""  # returns are not achievement rates
+
+
+def test_the_curves_band_is_the_tables_seed_std():
+    # Three seeds; the third has not evaluated at the last step yet.
+    curves = np.array([[0.2, 0.5, 0.6], [0.4, 0.7, 0.8], [0.3, 0.9, np.nan]])
+    mean, std = seed_band(curves)
+    np.testing.assert_allclose(mean, [0.3, 0.7, 0.7])
+    np.testing.assert_allclose(std, [np.std([0.2, 0.4, 0.3], ddof=1), np.std([0.5, 0.7, 0.9], ddof=1),
+                                     np.std([0.6, 0.8], ddof=1)])
+    _, alone = seed_band(np.array([[0.5], [np.nan]]))
+    assert alone.tolist() == [0.0]  # one seed: no band, no warning

@@ -175,7 +175,7 @@ def write_csv(rows: list[Row], path: Path, random: dict[tuple[str, str], float] 
 
 def plot_curves(rows: list[Row], path: Path, random: dict[tuple[str, str], float] | None = None) -> None:
     """A row of panels per env, one per headline metric there; per agent the mean over the seeds
-    that have evaluated around each step, with a ± std band; dashed: the random policy, dotted:
+    that have evaluated around each step, with a ± std band (ddof=1, as in the table); dashed: the random policy, dotted:
     GLAMOR's published value (reached at its budget, usually far to the right of a CPU run)."""
     random = random or {}
     from matplotlib.figure import Figure  # no pyplot: no global backend, works headless
@@ -203,17 +203,24 @@ def plot_curves(rows: list[Row], path: Path, random: dict[tuple[str, str], float
     fig.savefig(path, dpi=110)
 
 
+def seed_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over seeds (rows; NaN where a seed has not evaluated yet) at each step, with the
+    table's ddof=1 so that a curve's band and its table cell agree; a step one seed has seen: no band."""
+    mean = np.nanmean(curves, axis=0)
+    count = (~np.isnan(curves)).sum(axis=0)
+    return mean, np.sqrt(np.nansum((curves - mean) ** 2, axis=0) / np.maximum(count - 1, 1))
+
+
 def _plot_row(ax, row: Row) -> None:
     grid = np.linspace(0, max(run.steps[-1] for run in row.runs), CURVE_POINTS)
     curves = np.array([np.where((grid >= run.steps[0]) & (grid <= run.steps[-1]),
                                 np.interp(grid, run.steps, run.values), np.nan) for run in row.runs])
     seen = ~np.isnan(curves).all(axis=0)
     if seen.sum() < 2:  # one evaluation per run (eval_every=0): a point, the seed spread as its error bar
-        ax.errorbar([np.mean([run.steps[-1] for run in row.runs])], [row.finals.mean()], yerr=[row.finals.std()],
+        ax.errorbar([np.mean([run.steps[-1] for run in row.runs])], [row.finals.mean()], yerr=[np.nan_to_num(row.std)],
                     fmt="o", capsize=4, label=f"{row.agent} (n={len(row.runs)})")
         return
-    mean = np.nanmean(curves[:, seen], axis=0)
-    std = np.nan_to_num(np.nanstd(curves[:, seen], axis=0))
+    mean, std = seed_band(curves[:, seen])
     (line,) = ax.plot(grid[seen], mean, label=f"{row.agent} (n={len(row.runs)})")
     ax.fill_between(grid[seen], mean - std, mean + std, color=line.get_color(), alpha=0.2)
 
