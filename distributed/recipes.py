@@ -58,11 +58,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # From pixels the paper's encoders learned nothing here in 45 minutes (point_mass 0.10, random 0.07),
     # though the same run from states reached 0.87: two IMPALA encoders had to find and align a ball one
     # pixel wide from a weak signal. Keypoint encoders with a goal-relative IDM context (agents/nets.py,
-    # GlamorConfig.goal_relative) reached 0.60 +- 0.15 on point_mass at 70k steps (3 seeds; random 0.07)
-    # and cost a third as much per update: 70k steps in about 22 minutes here beside another run
-    # (learner ~3.6 updates/s, replay ratio 4, batch 64).
+    # GlamorConfig.goal_relative) reached 0.60 +- 0.15 on point_mass at 70k steps (3 seeds; random 0.07),
+    # chosen there alone; on the other three tasks, untouched: reacher-hard 0.17, cartpole-balance 0.32,
+    # pendulum-swingup 0.54 (5x, 10x, 24x random). A third of the IMPALA encoders' cost per update: 70k
+    # steps in 20-25 minutes here beside another run (learner 3.0-3.7 updates/s, replay ratio 4, batch 64).
     Recipe("dmc-cpu", "DM Control from 64x64 grayscale pixels (4 stacked) on a 2-core CPU: the tiny model "
-                      "with keypoint encoders and a goal-relative IDM, 70k steps in about 22 minutes",
+                      "with keypoint encoders and a goal-relative IDM, 70k steps in about 23 minutes",
            ("glamor",), ("dmc",),
            (*PIXEL_CPU_MODEL, "agent.min_steps_learn=5000", "agent.eps_steps=35000",
             "agent.train_tasks=500", "agent.lr_decay_updates=4400", "env.size=[64,64]", "env.grayscale=true",
