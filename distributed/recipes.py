@@ -70,10 +70,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
             "env.stack=4", "replay.capacity=70000", "eval_every=17500", "envs_per_worker=8", "steps=70000")),
     # Atari's frames stay the paper's (80x104 grayscale, 4 stacked; T = 50), with dmc-cpu's model: its
     # keypoint encoders and goal-relative IDM, which Atari's goals (entity positions) suit as well. A run
-    # takes about 21 minutes beside another (learner ~1.8 updates/s, half dmc-cpu's: larger frames);
-    # seed 0 reached 0.27 on Pong (random 0.00) and 0.13 on Seaquest (random 0.07).
+    # takes 21-27 minutes beside another (learner 1.4-1.8 updates/s, half dmc-cpu's: larger frames);
+    # 3 seeds reached 0.32 +- 0.10 on Pong (random 0.00) and 0.10 +- 0.03 on Seaquest (random 0.07).
     Recipe("atari-cpu", "Atari at the scale of a 2-core CPU: dmc-cpu's tiny keypoint model and schedules on the "
-                        "paper's frames, 40k steps (a twelfth of Table 1's 500k) in about 21 minutes",
+                        "paper's frames, 40k steps (a twelfth of Table 1's 500k) in about 24 minutes",
            ("glamor",), ("atari",),
            (*PIXEL_CPU_MODEL, "agent.min_steps_learn=5000", "agent.eps_steps=20000",
             "agent.train_tasks=500", "agent.lr_decay_updates=2500", "replay.capacity=40000", "eval_every=10000",
