@@ -175,8 +175,9 @@ def write_csv(rows: list[Row], path: Path, random: dict[tuple[str, str], float] 
 
 def plot_curves(rows: list[Row], path: Path, random: dict[tuple[str, str], float] | None = None) -> None:
     """A row of panels per env, one per headline metric there; per agent the mean over the seeds
-    that have evaluated around each step, with a ± std band (ddof=1, as in the table); dashed: the random policy, dotted:
-    GLAMOR's published value (reached at its budget, usually far to the right of a CPU run)."""
+    that have evaluated around each step, with a ± std band (ddof=1, as in the table); dashed: the
+    random policy, dotted: GLAMOR's published value (reached at its budget, usually far to the right
+    of a CPU run)."""
     random = random or {}
     from matplotlib.figure import Figure  # no pyplot: no global backend, works headless
 
