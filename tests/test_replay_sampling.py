@@ -45,3 +45,16 @@ def test_pair_actions_put_end_then_pad_after_the_real_actions():
     out = sampling.pair_actions(actions, np.array([1, 3]), num_actions=4)
     assert out.tolist() == [[1, 4, 5, 5], [3, 3, 3, 4]]
     assert (sampling.end_token(4), sampling.pad_token(4)) == (4, 5)
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ([0, 1, 0, 2, 3, 2, 4], [2, 5]),  # two loops cut out
+    ([5, 6, 7, 5, 7, 8], [3, 4]),  # a shortcut the walk took later: 5 -> 7 directly at t = 3
+    ([0, 0, 1], [1]),  # a bump into a wall is dropped
+    ([0, 1, 0], [0, 1]),  # the goal is the start: the shortest loop back, never an empty route
+    ([5, 6, 7, 8, 6, 9, 5], [0, 4, 5]),
+    ([0, 0], [0]),  # ... which is the bump itself where there is one
+])
+def test_shortest_route_takes_the_fewest_of_the_walks_own_transitions(keys, expected):
+    actions = np.arange(len(keys) - 1, dtype=np.int64)
+    assert sampling.shortest_route(np.array(keys), actions).tolist() == expected

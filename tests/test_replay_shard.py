@@ -1,9 +1,11 @@
 """One shard: batches match what the env showed, windows respect episodes, eviction is FIFO."""
 import numpy as np
+import pytest
 
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard
 from pixelplan.envs.base import PixelEnv
 from pixelplan.envs.batches import BatchQuery
+from pixelplan.envs.gridworld import AGENT, GridWorld
 from pixelplan.envs.spec import EnvSpec
 from pixelplan.envs.trajectory import TrajectoryBuilder
 
@@ -134,3 +136,45 @@ def test_state_frames_and_continuous_actions_form_windows():
     batch = shard.sample(BatchQuery("windows", 0, 4), 8, seed=0)
     assert batch.obs.shape == (8, 5, 15) and batch.obs.dtype == np.float32
     assert batch.actions.shape == (8, 4, 2) and batch.actions.dtype == np.float32
+
+
+def test_shortest_route_pairs_are_real_routes_no_longer_than_the_walk():
+    env, rng = GridWorld("four-rooms"), np.random.default_rng(0)
+    shard = ReplayShard(ReplayConfig(capacity=1000, num_actions=4), 0)
+    for _ in range(4):
+        env.reset()
+        builder = TrajectoryBuilder("grid", env.frame(), env.goal_features())
+        for _ in range(60):
+            action = int(rng.integers(4))
+            step = env.step(action)
+            builder.add(action, step.reward, step.terminated, env.frame(), env.goal_features())
+        shard.insert(builder.finish())
+    walks = shard.sample(BatchQuery("pairs", 0, 60), 200, seed=1)
+    routes = shard.sample(BatchQuery("pairs", 0, 60, shortest_routes=1.0), 200, seed=1)
+    np.testing.assert_array_equal(routes.obs, walks.obs)  # the same pairs, other actions
+    assert np.all(routes.lengths <= walks.lengths) and np.mean(routes.lengths < walks.lengths) > 0.5
+    for b in range(200):
+        start = tuple(int(v) for v in np.argwhere(routes.obs[b, 0] == AGENT)[0])
+        env.reset()
+        env.pos, visited = start, {start}
+        for action in routes.actions[b, :routes.lengths[b]]:
+            env.step(int(action))
+            assert env.pos not in visited or env.pos == start  # no loop, except back to a start that is the goal
+            visited.add(env.pos)
+        np.testing.assert_array_equal(env.frame(), routes.goals[b])
+        assert routes.actions[b, routes.lengths[b]] == 4  # END
+        assert routes.lengths[b] >= max(env.distances(start)[env.pos], 1)
+    half = shard.sample(BatchQuery("pairs", 0, 60, shortest_routes=0.5), 200, seed=1)
+    walked, routed = (np.all(half.actions == x.actions, axis=1) for x in (walks, routes))
+    assert np.all(walked | routed) and 0.3 < np.mean(walked & ~routed) < 0.7  # each pair one or the other
+
+
+def test_shortest_route_pairs_are_refused_on_stacked_frames_and_windows():
+    shard = ReplayShard(ReplayConfig(capacity=400, num_actions=3), 0)
+    shard.insert(record_episode(0, 9)[0])
+    with pytest.raises(ValueError, match="stack 1"):
+        shard.sample(BatchQuery("pairs", 0, 4, shortest_routes=1.0), 4, seed=0)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        shard.sample(BatchQuery("pairs", 0, 4, shortest_routes=1.5), 4, seed=0)
+    with pytest.raises(ValueError, match="pairs only"):
+        shard.sample(BatchQuery("windows", 0, 4, shortest_routes=1.0), 4, seed=0)

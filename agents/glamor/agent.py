@@ -50,7 +50,8 @@ class GlamorAgent:
     # -- learning -----------------------------------------------------------------------------
     def sample_request(self) -> SampleRequest:
         c = self.config
-        return SampleRequest(BatchQuery("pairs", c.batch_size, self.horizon), replay_ratio=c.replay_ratio,
+        query = BatchQuery("pairs", c.batch_size, self.horizon, shortest_routes=c.shortest_route_share)
+        return SampleRequest(query, replay_ratio=c.replay_ratio,
                              min_steps_learn=c.min_steps_learn)
 
     def learn(self, batch: PairBatch) -> dict[str, float]:

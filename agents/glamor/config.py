@@ -32,6 +32,10 @@ class GlamorConfig:
     prior_weight: float = 1.0  # alpha in Eq. 9
     batch_size: int = 200  # pairs per update (authors' code)
     max_pair_length: int | None = None  # j - i cap; None = the env's time limit T (50 Atari, 100 DMC)
+    # Not the paper's: this share of the hindsight pairs is trained on its shortest route through the
+    # transitions its stretch of trajectory made (deterministic envs whose frame is the whole state: the
+    # grid), so that a far goal's pairs are not only random walks.
+    shortest_route_share: float = 0.0
     replay_ratio: float = 4.0  # sampled pairs per inserted env step
     min_steps_learn: int = 50_000
     buffer_size: int = 1_000_000  # env steps the replay keeps
@@ -73,6 +77,8 @@ class GlamorConfig:
             problems.append("policy_trials and batch_size must be >= 1")
         if self.max_pair_length is not None and self.max_pair_length < 1:
             problems.append(f"max_pair_length must be >= 1 or None, got {self.max_pair_length}")
+        if not 0.0 <= self.shortest_route_share <= 1.0:
+            problems.append(f"shortest_route_share must be in [0, 1], got {self.shortest_route_share}")
         if not 0.0 <= self.eps_final <= 1.0 or not 0.0 <= self.eps_initial <= 1.0:
             problems.append("eps_initial and eps_final must be in [0, 1]")
         if problems:

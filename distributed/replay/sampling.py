@@ -71,6 +71,37 @@ def stack_offsets(frame: np.ndarray, stack: int) -> np.ndarray:
     return np.maximum(np.asarray(frame, np.int64)[..., None] - back, 0)
 
 
+def shortest_route(keys: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """The fewest actions that lead from frame 0 to frame L = len(actions) along transitions of this
+    stretch of trajectory (frame t --actions[t]--> frame t+1; equal keys: equal frames).
+
+    Every step is one the env really made, so in a deterministic env whose frame is its whole state
+    the route is as real as the walk it shortens; it never holds a loop. At least one action: a pair
+    whose goal is its start gets the shortest loop back to it (one bump into a wall, where there is one).
+    """
+    keys = [int(key) for key in keys]
+    start, goal = keys[0], keys[-1]
+    moves: dict[int, dict[int, int]] = {}  # frame -> {next frame: the first action seen to take it there}
+    for t, action in enumerate(actions.tolist()):
+        moves.setdefault(keys[t], {}).setdefault(keys[t + 1], action)
+    parent: dict[int, tuple[int, int]] = {}
+    frontier, seen = [start], {start} - {goal}
+    while goal not in parent:  # breadth first; the walk itself is a route, so the goal is found
+        reached = []
+        for node in frontier:
+            for nxt, action in moves.get(node, {}).items():
+                if nxt not in seen:
+                    seen.add(nxt)
+                    parent[nxt] = (node, action)
+                    reached.append(nxt)
+        frontier = reached
+    route, node = [], goal
+    while not route or node != start:
+        node, action = parent[node]
+        route.append(action)
+    return np.asarray(route[::-1], actions.dtype)
+
+
 def pair_actions(actions: np.ndarray, lengths: np.ndarray, num_actions: int) -> np.ndarray:
     """Real actions up to each length, then END, then PAD; input (B, max_len), output width max_len+1."""
     b, width = actions.shape

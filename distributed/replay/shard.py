@@ -188,22 +188,35 @@ class ReplayShard:
             raise ReplayEmptyError(
                 f"replay shard {self.shard_id} has no valid {request.kind} of length {request.length} "
                 f"(longest of its {len(self._ring)} trajectories: {self._ring.lengths.max()} transitions)")
-        k, rank = sampling.draw(cum, n, np.random.default_rng(seed))
-        batch = self._pairs(k, rank, request.length) if request.kind == "pairs" else \
-            self._windows(k, rank, request.length, request.cross_episodes)
+        rng = np.random.default_rng(seed)
+        k, rank = sampling.draw(cum, n, rng)
+        if request.kind == "pairs":
+            batch = self._pairs(k, rank, request.length, route=rng.random(n) < request.shortest_routes)
+        else:
+            batch = self._windows(k, rank, request.length, request.cross_episodes)
         self._counts["samples"] += n
         self._counts["sample_calls"] += 1
         return batch
 
-    def _pairs(self, k: np.ndarray, rank: np.ndarray, max_len: int) -> PairBatch:
+    def _pairs(self, k: np.ndarray, rank: np.ndarray, max_len: int, route: np.ndarray) -> PairBatch:
+        """Pairs (i, j) of trajectories k; where ``route``, the shortest route replaces the walk's actions."""
         ring = self._ring
         i, j = sampling.pair_from_rank(ring.lengths[k], max_len, rank)
         obs = ring.stacked(k, sampling.stack_offsets(i, ring.schema["stack"]))
         goals = ring.frames[ring.slots(k, j)]
         steps = np.minimum(i[:, None] + np.arange(max_len), j[:, None] - 1)  # stay inside the trajectory
         actions = ring.actions[ring.slots(k[:, None], steps)]
-        return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, j - i, self.config.num_actions),
-                         lengths=j - i)
+        lengths = j - i
+        if route.any():
+            lengths = lengths.copy()
+            for b in np.flatnonzero(route):
+                frames = ring.frames[ring.slots(k[b], np.arange(i[b], j[b] + 1))]
+                keys = np.unique(frames.reshape(len(frames), -1), axis=0, return_inverse=True)[1].ravel()
+                path = sampling.shortest_route(keys, actions[b, :lengths[b]])
+                lengths[b] = len(path)
+                actions[b, :len(path)] = path
+        return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, lengths, self.config.num_actions),
+                         lengths=lengths)
 
     def _windows(self, k: np.ndarray, rank: np.ndarray, length: int, cross: bool) -> SequenceBatch:
         ring = self._ring
@@ -226,11 +239,18 @@ class ReplayShard:
             raise ValueError(f"request.kind must be 'pairs' or 'windows', got {request.kind!r}")
         if request.length < 1:
             raise ValueError(f"request.length must be >= 1, got {request.length}")
+        if not 0.0 <= request.shortest_routes <= 1.0:
+            raise ValueError(f"request.shortest_routes is a share of the pairs, in [0, 1]; got {request.shortest_routes}")
         if request.kind == "pairs":
             if request.cross_episodes:
                 raise ValueError("pairs never cross episodes: cross_episodes applies to windows only")
             if self.config.num_actions is None:
                 raise ValueError("pair sampling needs ReplayConfig.num_actions (END = n, PAD = n + 1)")
+            if request.shortest_routes and self._ring.schema is not None and self._ring.schema["stack"] != 1:
+                raise ValueError("shortest-route pairs need frames that are the whole state (stack 1); this replay "
+                                 f"stacks {self._ring.schema['stack']} frames")
+        elif request.shortest_routes:
+            raise ValueError("shortest_routes applies to pairs only")
 
     def _cumulative(self, request: BatchQuery) -> np.ndarray:
         key = (request.kind, request.length, request.cross_episodes)
