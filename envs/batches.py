@@ -33,6 +33,14 @@ class PairBatch:
     goals: np.ndarray  # (B, C, H, W) uint8: frame at j
     actions: np.ndarray  # (B, max_len + 1) int64
     lengths: np.ndarray  # (B,) int64: j - i >= 1
+    # The walk itself, as actions/lengths: the same arrays unless a shortest route replaced them
+    # (BatchQuery.shortest_routes), so that an action prior can still learn the behaviour.
+    walk_actions: np.ndarray | None = None
+    walk_lengths: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.walk_actions is None:
+            self.walk_actions, self.walk_lengths = self.actions, self.lengths
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -167,3 +167,29 @@ def test_goal_relative_idm_sees_no_goal_signal_when_the_goal_is_the_current_fram
     assert torch.all(idm_ctx[:, prior_ctx.shape[1]:] == 0)
     idm_ctx, _ = net.contexts(obs, torch.as_tensor(batch.goals))
     assert torch.any(idm_ctx[:, prior_ctx.shape[1]:] != 0)
+
+
+def test_prior_on_walks_learns_the_walk_and_the_idm_the_route():
+    env = make_env("grid")
+    net = GlamorNet(env.spec, GlamorConfig.tiny())
+    walk = grid_batch(env, np.random.default_rng(3), size=8)
+    route = grid_batch(env, np.random.default_rng(4), size=8)  # other tokens for the same frames
+    args = [torch.as_tensor(x) for x in (walk.obs, walk.goals)]
+    tokens = {name: (torch.as_tensor(b.actions), torch.as_tensor(b.lengths)) for name, b in (("walk", walk), ("route", route))}
+    with torch.no_grad():
+        split = glamor_loss(net, *args, *tokens["route"], 1.0, *tokens["walk"])
+        on_route = glamor_loss(net, *args, *tokens["route"], 1.0)
+        on_walk = glamor_loss(net, *args, *tokens["walk"], 1.0)
+    assert float(split["loss/idm"]) == pytest.approx(float(on_route["loss/idm"]), rel=1e-5)
+    assert float(split["loss/prior"]) == pytest.approx(float(on_walk["loss/prior"]), rel=1e-5)
+    assert float(on_walk["loss/prior"]) != pytest.approx(float(on_route["loss/prior"]), rel=1e-3)
+
+
+def test_learn_checks_the_walk_tokens_too():
+    env = make_env("grid")
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny(prior_on_walks=True))
+    batch = grid_batch(env, np.random.default_rng(2), size=4)
+    bad = batch.actions.copy()
+    bad[0, batch.lengths[0]] = 5
+    with pytest.raises(ValueError, match="walk_actions must hold"):
+        agent.learn(PairBatch(batch.obs, batch.goals, batch.actions, batch.lengths, bad, batch.lengths))

@@ -152,6 +152,8 @@ def test_shortest_route_pairs_are_real_routes_no_longer_than_the_walk():
     walks = shard.sample(BatchQuery("pairs", 0, 60), 200, seed=1)
     routes = shard.sample(BatchQuery("pairs", 0, 60, shortest_routes=1.0), 200, seed=1)
     np.testing.assert_array_equal(routes.obs, walks.obs)  # the same pairs, other actions
+    np.testing.assert_array_equal(routes.walk_actions, walks.actions)  # ... and the walk beside them
+    np.testing.assert_array_equal(routes.walk_lengths, walks.lengths)
     assert np.all(routes.lengths <= walks.lengths) and np.mean(routes.lengths < walks.lengths) > 0.5
     for b in range(200):
         start = tuple(int(v) for v in np.argwhere(routes.obs[b, 0] == AGENT)[0])

@@ -58,9 +58,12 @@ class GlamorAgent:
         check_pair_batch(batch, self.spec.action_size, self.spec.frame_shape, self.spec.obs_shape)
         self.net.train()
         to = dict(device=self.device)
+        walk = [torch.as_tensor(x, dtype=torch.long, **to) for x in (batch.walk_actions, batch.walk_lengths)] \
+            if self.config.prior_on_walks else []
         losses = glamor_loss(self.net, torch.as_tensor(batch.obs, **to), torch.as_tensor(batch.goals, **to),
                              torch.as_tensor(batch.actions, dtype=torch.long, **to),
-                             torch.as_tensor(batch.lengths, dtype=torch.long, **to), self.config.prior_weight)
+                             torch.as_tensor(batch.lengths, dtype=torch.long, **to), self.config.prior_weight,
+                             *walk)
         self.optim.zero_grad(set_to_none=True)
         losses["loss/total"].backward()
         if self.grad_sync is not None:

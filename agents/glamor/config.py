@@ -36,6 +36,10 @@ class GlamorConfig:
     # transitions its stretch of trajectory made (deterministic envs whose frame is the whole state: the
     # grid), so that a far goal's pairs are not only random walks.
     shortest_route_share: float = 0.0
+    # With shortest routes: the action prior learns the walks (the behaviour) and only the IDM the
+    # routes, so that the ratio p_idm / p_prior stays bounded for actions no route takes (a bump into
+    # a wall: unseen under both, and scored up to +2 nats each when the prior learned routes too).
+    prior_on_walks: bool = False
     replay_ratio: float = 4.0  # sampled pairs per inserted env step
     min_steps_learn: int = 50_000
     buffer_size: int = 1_000_000  # env steps the replay keeps

@@ -11,30 +11,33 @@ from .nets import GlamorNet
 
 def check_pair_batch(batch: PairBatch, n_actions: int, frame_shape: tuple[int, ...],
                      obs_shape: tuple[int, ...]) -> None:
-    """Raise ValueError unless the batch follows the PairBatch token layout for this env."""
-    lengths, actions = np.asarray(batch.lengths), np.asarray(batch.actions)
-    b = len(lengths)
-    problems = []
-    if b == 0:
-        problems.append("empty batch")
-    if actions.ndim != 2 or actions.shape[0] != b:
-        problems.append(f"actions must be (B, max_len + 1), got {actions.shape} for B={b}")
-    elif b and (lengths.min() < 1 or lengths.max() >= actions.shape[1]):
-        problems.append(f"lengths must be in [1, {actions.shape[1] - 1}], "
-                        f"got [{lengths.min()}, {lengths.max()}]")
-    else:
-        pos = np.arange(actions.shape[1])[None]
-        expected_tail = np.where(pos == lengths[:, None], n_actions, n_actions + 1)
-        body = pos < lengths[:, None]
-        bad_body = np.any(body & ((actions < 0) | (actions >= n_actions)))
-        if bad_body or np.any(~body & (actions != expected_tail)):
-            problems.append(f"actions must hold real actions < {n_actions}, then END={n_actions} at "
-                            f"lengths[b], then PAD={n_actions + 1}")
+    """Raise ValueError unless the batch (the walks too) follows the PairBatch token layout for this env."""
+    b = len(np.asarray(batch.lengths))
+    problems = ["empty batch"] if b == 0 else []
+    for name, actions, lengths in (("", batch.actions, batch.lengths), ("walk_", batch.walk_actions, batch.walk_lengths)):
+        problems += _token_problems(name, np.asarray(actions), np.asarray(lengths), b, n_actions)
     if tuple(np.shape(batch.obs)) != (b, *obs_shape) or tuple(np.shape(batch.goals)) != (b, *frame_shape):
         problems.append(f"obs must be (B, *{obs_shape}) and goals (B, *{frame_shape}), "
                         f"got {np.shape(batch.obs)} and {np.shape(batch.goals)}")
     if problems:
         raise ValueError("bad PairBatch: " + "; ".join(problems))
+
+
+def _token_problems(name: str, actions: np.ndarray, lengths: np.ndarray, b: int, n_actions: int) -> list[str]:
+    if lengths.shape != (b,):
+        return [f"{name}lengths must be (B,) for B={b}, got {lengths.shape}"]
+    if actions.ndim != 2 or actions.shape[0] != b:
+        return [f"{name}actions must be (B, max_len + 1), got {actions.shape} for B={b}"]
+    if b and (lengths.min() < 1 or lengths.max() >= actions.shape[1]):
+        return [f"{name}lengths must be in [1, {actions.shape[1] - 1}], got [{lengths.min()}, {lengths.max()}]"]
+    pos = np.arange(actions.shape[1])[None]
+    expected_tail = np.where(pos == lengths[:, None], n_actions, n_actions + 1)
+    body = pos < lengths[:, None]
+    bad_body = np.any(body & ((actions < 0) | (actions >= n_actions)))
+    if bad_body or np.any(~body & (actions != expected_tail)):
+        return [f"{name}actions must hold real actions < {n_actions}, then END={n_actions} at "
+                f"{name}lengths[b], then PAD={n_actions + 1}"]
+    return []
 
 
 def sequence_nll(log_probs: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -45,11 +48,16 @@ def sequence_nll(log_probs: torch.Tensor, tokens: torch.Tensor, lengths: torch.T
 
 
 def glamor_loss(net: GlamorNet, obs: torch.Tensor, goals: torch.Tensor, tokens: torch.Tensor,
-                lengths: torch.Tensor, prior_weight: float) -> dict[str, torch.Tensor]:
-    """Mean over the batch of Eq. 9; also the two NLLs separately (per sequence, for logging)."""
-    width = int(lengths.max()) + 1  # drop all-PAD columns
-    tokens = tokens[:, :width]
-    lp_idm, lp_prior = net(obs, goals, tokens)
-    idm = sequence_nll(lp_idm, tokens, lengths).mean()
-    prior = sequence_nll(lp_prior, tokens, lengths).mean()
+                lengths: torch.Tensor, prior_weight: float,
+                prior_tokens: torch.Tensor | None = None, prior_lengths: torch.Tensor | None = None,
+                ) -> dict[str, torch.Tensor]:
+    """Mean over the batch of Eq. 9; also the two NLLs separately (per sequence, for logging).
+    The prior learns ``prior_tokens`` where given (GlamorConfig.prior_on_walks), else ``tokens``."""
+    if prior_tokens is None:
+        prior_tokens, prior_lengths = tokens, lengths
+    width = int(torch.maximum(lengths.max(), prior_lengths.max())) + 1  # drop all-PAD columns
+    tokens, prior_tokens = tokens[:, :width], prior_tokens[:, :width]
+    idm_ctx, prior_ctx = net.contexts(obs, goals)
+    idm = sequence_nll(net.idm(idm_ctx, tokens), tokens, lengths).mean()
+    prior = sequence_nll(net.prior(prior_ctx, prior_tokens), prior_tokens, prior_lengths).mean()
     return {"loss/total": idm + prior_weight * prior, "loss/idm": idm, "loss/prior": prior}

@@ -206,7 +206,8 @@ class ReplayShard:
         goals = ring.frames[ring.slots(k, j)]
         steps = np.minimum(i[:, None] + np.arange(max_len), j[:, None] - 1)  # stay inside the trajectory
         actions = ring.actions[ring.slots(k[:, None], steps)]
-        lengths = j - i
+        lengths = walk_lengths = j - i
+        walk = sampling.pair_actions(actions, walk_lengths, self.config.num_actions)
         if route.any():
             lengths = lengths.copy()
             for b in np.flatnonzero(route):
@@ -215,8 +216,9 @@ class ReplayShard:
                 path = sampling.shortest_route(keys, actions[b, :lengths[b]])
                 lengths[b] = len(path)
                 actions[b, :len(path)] = path
-        return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, lengths, self.config.num_actions),
-                         lengths=lengths)
+        routed = sampling.pair_actions(actions, lengths, self.config.num_actions) if route.any() else walk
+        return PairBatch(obs=obs, goals=goals, actions=routed, lengths=lengths, walk_actions=walk,
+                         walk_lengths=walk_lengths)
 
     def _windows(self, k: np.ndarray, rank: np.ndarray, length: int, cross: bool) -> SequenceBatch:
         ring = self._ring
