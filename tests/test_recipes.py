@@ -17,6 +17,7 @@ from pixelplan.distributed.recipes import RECIPES
 from pixelplan.distributed.resolve import ResolvedRun
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+ROUTES = dict(shortest_route_share=1.0, prior_on_walks=True)  # the grid recipe's two data settings
 
 
 def _config(argv: list[str]):
@@ -28,7 +29,8 @@ def test_grid_recipe_resolves_to_what_make_run_did(tmp_path):
     assert (config.recipe, config.steps, config.envs_per_worker, config.eval_every) == ("grid", 16000, 8, 4000)
     assert config.replay.capacity == 20000
     resolved = ResolvedRun.of(config)
-    assert resolved.agent_config == GlamorConfig.tiny()  # the room the tiny preset's schedules were made on
+    # the room the tiny preset's schedules were made on; the IDM on shortest routes, the prior on the walks
+    assert resolved.agent_config == GlamorConfig.tiny(**ROUTES)
     assert '"recipe": "grid"' in resolved.to_json()  # config.json records which recipe made the run
 
 
@@ -38,7 +40,7 @@ def test_grid_recipe_scales_budget_and_schedules_with_the_layouts_time_limit(tmp
     episodes = config.steps / resolved.spec.time_limit
     assert resolved.spec.time_limit == 84 and episodes == 800  # as many episodes as on the 7x7 room
     assert (config.eval_every, config.replay.capacity) == (200 * 84, 1000 * 84)
-    assert resolved.agent_config == GlamorConfig.tiny(eps_steps=250 * 84, lr_decay_updates=50 * 84)
+    assert resolved.agent_config == GlamorConfig.tiny(eps_steps=250 * 84, lr_decay_updates=50 * 84, **ROUTES)
     assert RECIPES["grid"].steps_for("grid:maze") == config.steps
     assert RECIPES["dmc-cpu"].steps_for("dmc:point_mass-easy") == 70_000  # a fixed budget stays fixed
 
@@ -48,7 +50,7 @@ def test_set_and_explicit_flags_override_the_recipe(tmp_path):
                       "--steps", "500", "--envs-per-worker", "2",
                       "--set", "agent.lr=1e-3", "replay.capacity=5000", "eval_every=0", "agent.preset=tiny"])
     assert (config.steps, config.envs_per_worker, config.eval_every, config.replay.capacity) == (500, 2, 0, 5000)
-    assert ResolvedRun.of(config).agent_config == GlamorConfig.tiny(lr=1e-3)
+    assert ResolvedRun.of(config).agent_config == GlamorConfig.tiny(lr=1e-3, **ROUTES)
     # --set wins over an explicit flag too, as without a recipe
     assert _config(["--agent", "glamor", "--env", "grid", "--recipe", "grid", "--steps", "500",
                     "--set", "steps=700"]).steps == 700

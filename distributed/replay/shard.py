@@ -210,15 +210,21 @@ class ReplayShard:
         walk = sampling.pair_actions(actions, walk_lengths, self.config.num_actions)
         if route.any():
             lengths = lengths.copy()
+            keys = self._frame_keys(k, np.minimum(i[:, None] + np.arange(max_len + 1), j[:, None]))
             for b in np.flatnonzero(route):
-                frames = ring.frames[ring.slots(k[b], np.arange(i[b], j[b] + 1))]
-                keys = np.unique(frames.reshape(len(frames), -1), axis=0, return_inverse=True)[1].ravel()
-                path = sampling.shortest_route(keys, actions[b, :lengths[b]])
+                path = sampling.shortest_route(keys[b, :lengths[b] + 1], actions[b, :lengths[b]])
                 lengths[b] = len(path)
                 actions[b, :len(path)] = path
         routed = sampling.pair_actions(actions, lengths, self.config.num_actions) if route.any() else walk
         return PairBatch(obs=obs, goals=goals, actions=routed, lengths=lengths, walk_actions=walk,
                          walk_lengths=walk_lengths)
+
+    def _frame_keys(self, k: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """One integer per distinct frame at (trajectory k, step) over the whole batch: equal keys, equal frames."""
+        frames = self._ring.frames[self._ring.slots(k[:, None], steps)]
+        rows = np.ascontiguousarray(frames.reshape(steps.size, -1))
+        as_bytes = rows.view(np.dtype((np.void, rows.shape[1] * rows.dtype.itemsize))).ravel()
+        return np.unique(as_bytes, return_inverse=True)[1].reshape(steps.shape)
 
     def _windows(self, k: np.ndarray, rank: np.ndarray, length: int, cross: bool) -> SequenceBatch:
         ring = self._ring
