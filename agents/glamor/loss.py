@@ -14,7 +14,10 @@ def check_pair_batch(batch: PairBatch, n_actions: int, frame_shape: tuple[int, .
     """Raise ValueError unless the batch (the walks too) follows the PairBatch token layout for this env."""
     b = len(np.asarray(batch.lengths))
     problems = ["empty batch"] if b == 0 else []
-    for name, actions, lengths in (("", batch.actions, batch.lengths), ("walk_", batch.walk_actions, batch.walk_lengths)):
+    token_sets = [("", batch.actions, batch.lengths)]
+    if batch.walk_actions is not batch.actions or batch.walk_lengths is not batch.lengths:  # not checked twice
+        token_sets.append(("walk_", batch.walk_actions, batch.walk_lengths))
+    for name, actions, lengths in token_sets:
         problems += _token_problems(name, np.asarray(actions), np.asarray(lengths), b, n_actions)
     if tuple(np.shape(batch.obs)) != (b, *obs_shape) or tuple(np.shape(batch.goals)) != (b, *frame_shape):
         problems.append(f"obs must be (B, *{obs_shape}) and goals (B, *{frame_shape}), "
@@ -57,7 +60,7 @@ def glamor_loss(net: GlamorNet, obs: torch.Tensor, goals: torch.Tensor, tokens: 
         prior_tokens, prior_lengths = tokens, lengths
     width = int(torch.maximum(lengths.max(), prior_lengths.max())) + 1  # drop all-PAD columns
     tokens, prior_tokens = tokens[:, :width], prior_tokens[:, :width]
-    idm_ctx, prior_ctx = net.contexts(obs, goals)
-    idm = sequence_nll(net.idm(idm_ctx, tokens), tokens, lengths).mean()
-    prior = sequence_nll(net.prior(prior_ctx, prior_tokens), prior_tokens, prior_lengths).mean()
+    lp_idm, lp_prior = net(obs, goals, tokens, prior_tokens)
+    idm = sequence_nll(lp_idm, tokens, lengths).mean()
+    prior = sequence_nll(lp_prior, prior_tokens, prior_lengths).mean()
     return {"loss/total": idm + prior_weight * prior, "loss/idm": idm, "loss/prior": prior}

@@ -167,8 +167,9 @@ class GlamorNet(nn.Module):
             goal_rep = goal_rep - self.goal_encoder(obs[:, -self.frame_channels:])
         return torch.cat([obs_rep, goal_rep], dim=-1), obs_rep
 
-    def forward(self, obs: torch.Tensor, goals: torch.Tensor,
-                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced log-probs (B, L, n + 2) under the IDM and under the prior."""
+    def forward(self, obs: torch.Tensor, goals: torch.Tensor, tokens: torch.Tensor,
+                prior_tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced log-probs (B, L, n + 2) of ``tokens`` under the IDM and of ``prior_tokens``
+        (default: the same tokens) under the prior."""
         idm_ctx, prior_ctx = self.contexts(obs, goals)
-        return self.idm(idm_ctx, tokens), self.prior(prior_ctx, tokens)
+        return self.idm(idm_ctx, tokens), self.prior(prior_ctx, tokens if prior_tokens is None else prior_tokens)

@@ -206,18 +206,18 @@ class ReplayShard:
         goals = ring.frames[ring.slots(k, j)]
         steps = np.minimum(i[:, None] + np.arange(max_len), j[:, None] - 1)  # stay inside the trajectory
         actions = ring.actions[ring.slots(k[:, None], steps)]
-        lengths = walk_lengths = j - i
+        walk_lengths = j - i
         walk = sampling.pair_actions(actions, walk_lengths, self.config.num_actions)
-        if route.any():
-            lengths = lengths.copy()
-            keys = self._frame_keys(k, np.minimum(i[:, None] + np.arange(max_len + 1), j[:, None]))
-            for b in np.flatnonzero(route):
-                path = sampling.shortest_route(keys[b, :lengths[b] + 1], actions[b, :lengths[b]])
-                lengths[b] = len(path)
-                actions[b, :len(path)] = path
-        routed = sampling.pair_actions(actions, lengths, self.config.num_actions) if route.any() else walk
-        return PairBatch(obs=obs, goals=goals, actions=routed, lengths=lengths, walk_actions=walk,
-                         walk_lengths=walk_lengths)
+        if not route.any():
+            return PairBatch(obs=obs, goals=goals, actions=walk, lengths=walk_lengths)  # the walk is the batch
+        lengths = walk_lengths.copy()
+        keys = self._frame_keys(k, np.minimum(i[:, None] + np.arange(max_len + 1), j[:, None]))
+        for b in np.flatnonzero(route):
+            path = sampling.shortest_route(keys[b, :lengths[b] + 1], actions[b, :lengths[b]])
+            lengths[b] = len(path)
+            actions[b, :len(path)] = path
+        return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, lengths, self.config.num_actions),
+                         lengths=lengths, walk_actions=walk, walk_lengths=walk_lengths)
 
     def _frame_keys(self, k: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """One integer per distinct frame at (trajectory k, step) over the whole batch: equal keys, equal frames."""
