@@ -15,9 +15,9 @@ class BatchQuery:
     batch_size: int
     length: int  # max pair distance (pairs) or window length L (windows)
     cross_episodes: bool = False  # windows may span an episode boundary (marked by is_first)
-    # pairs: this share of them (drawn at random) get the fewest actions along the transitions their
-    # stretch of trajectory made (sampling.shortest_route) instead of the walk itself; for deterministic
-    # envs whose frame is the whole state (the grid).
+    # pairs: this share of them (drawn at random) get the fewest actions along the transitions the
+    # batch's trajectories made within `length` steps of its pairs (sampling.shortest_route) instead of
+    # the walk itself; for deterministic envs whose frame is the whole state (the grid).
     shortest_routes: float = 0.0
 
 

@@ -57,4 +57,16 @@ def test_pair_actions_put_end_then_pad_after_the_real_actions():
 ])
 def test_shortest_route_takes_the_fewest_of_the_walks_own_transitions(keys, expected):
     actions = np.arange(len(keys) - 1, dtype=np.int64)
-    assert sampling.shortest_route(np.array(keys), actions).tolist() == expected
+    moves = sampling.transition_graph(np.array([keys]), actions[None], np.array([len(actions)]))
+    assert sampling.shortest_route(moves, keys[0], keys[-1]) == expected
+
+
+def test_shortest_route_takes_steps_another_trajectory_made_and_stops_at_each_rows_length():
+    keys = np.array([[0, 1, 2, 3, 4], [1, 3, 9, 9, 9]])  # row 1 went 1 -> 3 directly, then 3 -> 9
+    actions = np.array([[0, 1, 2, 3], [7, 8, 5, 5]])
+    moves = sampling.transition_graph(keys, actions, np.array([4, 2]))  # row 1's padding is no transition
+    assert sampling.shortest_route(moves, 0, 4) == [0, 7, 3]
+    assert sampling.shortest_route(moves, 1, 9) == [7, 8]
+    assert 9 not in moves  # 9 -> 9 lies past row 1's length
+    with pytest.raises(ValueError, match="no route"):
+        sampling.shortest_route(moves, 4, 0)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pixelplan.distributed.replay import ReplayConfig, ReplayShard
+from pixelplan.distributed.replay import ReplayConfig, ReplayShard, sampling
 from pixelplan.envs.base import PixelEnv
 from pixelplan.envs.batches import BatchQuery
 from pixelplan.envs.gridworld import AGENT, GridWorld
@@ -138,7 +138,7 @@ def test_state_frames_and_continuous_actions_form_windows():
     assert batch.actions.shape == (8, 4, 2) and batch.actions.dtype == np.float32
 
 
-def test_shortest_route_pairs_are_real_routes_no_longer_than_the_walk():
+def test_shortest_route_pairs_are_real_routes_no_longer_than_the_walk_or_its_own_route():
     env, rng = GridWorld("four-rooms"), np.random.default_rng(0)
     shard = ReplayShard(ReplayConfig(capacity=1000, num_actions=4), 0)
     for _ in range(4):
@@ -155,6 +155,7 @@ def test_shortest_route_pairs_are_real_routes_no_longer_than_the_walk():
     np.testing.assert_array_equal(routes.walk_actions, walks.actions)  # ... and the walk beside them
     np.testing.assert_array_equal(routes.walk_lengths, walks.lengths)
     assert np.all(routes.lengths <= walks.lengths) and np.mean(routes.lengths < walks.lengths) > 0.5
+    own_lengths = []
     for b in range(200):
         start = tuple(int(v) for v in np.argwhere(routes.obs[b, 0] == AGENT)[0])
         env.reset()
@@ -166,6 +167,16 @@ def test_shortest_route_pairs_are_real_routes_no_longer_than_the_walk():
         np.testing.assert_array_equal(env.frame(), routes.goals[b])
         assert routes.actions[b, routes.lengths[b]] == 4  # END
         assert routes.lengths[b] >= max(env.distances(start)[env.pos], 1)
+        env.reset()
+        env.pos, cells = start, [start]  # the walk's own cells: its own stretch's route is never shorter
+        for action in walks.actions[b, :walks.lengths[b]]:
+            env.step(int(action))
+            cells.append(env.pos)
+        keys = np.array([[r * 100 + c for r, c in cells]])
+        own = sampling.transition_graph(keys, walks.actions[b:b + 1], walks.lengths[b:b + 1])
+        own_lengths.append(len(sampling.shortest_route(own, keys[0, 0], keys[0, -1])))
+    assert np.all(routes.lengths <= own_lengths)
+    assert np.mean(routes.lengths < own_lengths) > 0.1  # steps of other walks shorten some routes
     half = shard.sample(BatchQuery("pairs", 0, 60, shortest_routes=0.5), 200, seed=1)
     walked, routed = (np.all(half.actions == x.actions, axis=1) for x in (walks, routes))
     assert np.all(walked | routed) and 0.3 < np.mean(walked & ~routed) < 0.7  # each pair one or the other

@@ -33,8 +33,8 @@ class GlamorConfig:
     batch_size: int = 200  # pairs per update (authors' code)
     max_pair_length: int | None = None  # j - i cap; None = the env's time limit T (50 Atari, 100 DMC)
     # Not the paper's: this share of the hindsight pairs is trained on its shortest route through the
-    # transitions its stretch of trajectory made (deterministic envs whose frame is the whole state: the
-    # grid), so that a far goal's pairs are not only random walks.
+    # transitions the batch's trajectories made around it (deterministic envs whose frame is the whole
+    # state: the grid), so that a far goal's pairs are not only random walks.
     shortest_route_share: float = 0.0
     # With shortest routes: the action prior learns the walks (the behaviour) and only the IDM the
     # routes, so that the ratio p_idm / p_prior stays bounded for actions no route takes (a bump into

@@ -71,22 +71,28 @@ def stack_offsets(frame: np.ndarray, stack: int) -> np.ndarray:
     return np.maximum(np.asarray(frame, np.int64)[..., None] - back, 0)
 
 
-def shortest_route(keys: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """The fewest actions that lead from frame 0 to frame L = len(actions) along transitions of this
-    stretch of trajectory (frame t --actions[t]--> frame t+1; equal keys: equal frames).
+def transition_graph(keys: np.ndarray, actions: np.ndarray, lengths: np.ndarray) -> dict[int, dict[int, int]]:
+    """frame -> {next frame: the first action seen to take it there}, over trajectories' transitions:
+    row r's frame t --actions[r, t]--> frame t+1 for t < lengths[r] (equal keys: equal frames)."""
+    moves: dict[int, dict[int, int]] = {}
+    for row_keys, row_actions, length in zip(keys.tolist(), actions.tolist(), lengths.tolist()):
+        for t in range(length):
+            moves.setdefault(row_keys[t], {}).setdefault(row_keys[t + 1], row_actions[t])
+    return moves
+
+
+def shortest_route(moves: dict[int, dict[int, int]], start: int, goal: int) -> list[int]:
+    """The fewest actions from frame ``start`` to frame ``goal`` along the transitions in ``moves``
+    (``transition_graph``), which must hold a route between them (the pair's own walk).
 
     Every step is one the env really made, so in a deterministic env whose frame is its whole state
-    the route is as real as the walk it shortens; it never holds a loop. At least one action: a pair
-    whose goal is its start gets the shortest loop back to it (one bump into a wall, where there is one).
+    the route is as real as the walk it shortens, whichever trajectory made each step; it never holds
+    a loop. At least one action: a pair whose goal is its start gets the shortest loop back to it (one
+    bump into a wall, where there is one).
     """
-    keys = [int(key) for key in keys]
-    start, goal = keys[0], keys[-1]
-    moves: dict[int, dict[int, int]] = {}  # frame -> {next frame: the first action seen to take it there}
-    for t, action in enumerate(actions.tolist()):
-        moves.setdefault(keys[t], {}).setdefault(keys[t + 1], action)
     parent: dict[int, tuple[int, int]] = {}
     frontier, seen = [start], {start} - {goal}
-    while goal not in parent:  # breadth first; the walk itself is a route, so the goal is found
+    while goal not in parent:  # breadth first
         reached = []
         for node in frontier:
             for nxt, action in moves.get(node, {}).items():
@@ -94,12 +100,14 @@ def shortest_route(keys: np.ndarray, actions: np.ndarray) -> np.ndarray:
                     seen.add(nxt)
                     parent[nxt] = (node, action)
                     reached.append(nxt)
+        if not reached:
+            raise ValueError(f"no route from frame {start} to frame {goal} in the transitions given")
         frontier = reached
     route, node = [], goal
     while not route or node != start:
         node, action = parent[node]
         route.append(action)
-    return np.asarray(route[::-1], actions.dtype)
+    return route[::-1]
 
 
 def pair_actions(actions: np.ndarray, lengths: np.ndarray, num_actions: int) -> np.ndarray:

@@ -210,10 +210,18 @@ class ReplayShard:
         walk = sampling.pair_actions(actions, walk_lengths, self.config.num_actions)
         if not route.any():
             return PairBatch(obs=obs, goals=goals, actions=walk, lengths=walk_lengths)  # the walk is the batch
+        # One graph of every transition the batch's trajectories made within max_len of each pair,
+        # walked or not (a random walk crosses an open room by a staircase, another walk went straight):
+        # frames lo..hi with lo = j - max_len, hi = i + max_len, so at most 2 max_len + 1 per pair.
+        lo = np.maximum(j - max_len, 0)
+        hi = np.minimum(i + max_len, ring.lengths[k])
+        frames = np.minimum(lo[:, None] + np.arange(2 * max_len + 1), hi[:, None])
+        keys = self._frame_keys(k, frames)
+        span_actions = ring.actions[ring.slots(k[:, None], np.minimum(frames[:, :-1], hi[:, None] - 1))]
+        moves = sampling.transition_graph(keys, span_actions, hi - lo)
         lengths = walk_lengths.copy()
-        keys = self._frame_keys(k, np.minimum(i[:, None] + np.arange(max_len + 1), j[:, None]))
         for b in np.flatnonzero(route):
-            path = sampling.shortest_route(keys[b, :lengths[b] + 1], actions[b, :lengths[b]])
+            path = sampling.shortest_route(moves, keys[b, i[b] - lo[b]], keys[b, j[b] - lo[b]])
             lengths[b] = len(path)
             actions[b, :len(path)] = path
         return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, lengths, self.config.num_actions),
