@@ -50,11 +50,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # 800 episodes of T whatever the layout: on the 7x7 room (T = 20) these are the 16k steps, 5k-step
     # eps decay and 1000-update learning-rate decay the tiny preset was made with; four-rooms (T = 60)
     # gets 48k steps, the maze (T = 84) 67k. lr_decay_updates = steps x replay ratio 4 / batch 64.
-    # The IDM learns each pair's shortest route through its own stretch of trajectory and the prior the
-    # walks (GlamorConfig.shortest_route_share, prior_on_walks): on the walks alone the IDM learned random
-    # walks, and the optimal-path rate stayed at 0.07-0.26 on the three 11x11 layouts. With them (3 seeds):
-    # maze 0.96 / 0.92, comb 0.99 / 0.99 (achievement / optimal), the 7x7 room 1.00 / 1.00; four-rooms
-    # 0.70 / 0.37, down from 0.86 achievement (README, Results).
+    # The IDM learns each pair's shortest route through the transitions of the batch's trajectories and
+    # the prior the walks (GlamorConfig.shortest_route_share, prior_on_walks): on the walks alone the IDM
+    # learned random walks, and the optimal-path rate stayed at 0.07-0.26 on the three 11x11 layouts. With
+    # them (3 seeds): maze 0.96 / 0.89, comb 1.00 / 1.00 (achievement / optimal), the 7x7 room 1.00 / 1.00;
+    # four-rooms 0.74 / 0.67, below the 0.86 achievement of the walks (README, Results).
     Recipe("grid", "GLAMOR's CPU preset on any grid layout (grid, grid:four-rooms, grid:PATH), what `make run` "
                    "does: 800 episodes of the layout's time limit T, a few CPU minutes on the 7x7 room",
            ("glamor",), ("grid",), ("agent.preset=tiny", "agent.shortest_route_share=1.0", "agent.prior_on_walks=true",
