@@ -212,12 +212,12 @@ class ReplayShard:
             return PairBatch(obs=obs, goals=goals, actions=walk, lengths=walk_lengths)  # the walk is the batch
         # One graph of every transition the batch's trajectories made within max_len of each pair,
         # walked or not (a random walk crosses an open room by a staircase, another walk went straight):
-        # frames lo..hi with lo = j - max_len, hi = i + max_len, so at most 2 max_len + 1 per pair.
+        # frames lo..hi with lo = j - max_len, hi = i + max_len: as j > i, at most 2 max_len per pair.
         lo = np.maximum(j - max_len, 0)
         hi = np.minimum(i + max_len, ring.lengths[k])
-        frames = np.minimum(lo[:, None] + np.arange(2 * max_len + 1), hi[:, None])
-        keys = self._frame_keys(k, frames)
-        span_actions = ring.actions[ring.slots(k[:, None], np.minimum(frames[:, :-1], hi[:, None] - 1))]
+        span = np.minimum(lo[:, None] + np.arange(2 * max_len), hi[:, None])  # steps; hi repeated after the end
+        keys = self._frame_keys(k, span)
+        span_actions = ring.actions[ring.slots(k[:, None], np.minimum(span[:, :-1], hi[:, None] - 1))]
         moves = sampling.transition_graph(keys, span_actions, hi - lo)
         lengths = walk_lengths.copy()
         for b in np.flatnonzero(route):
