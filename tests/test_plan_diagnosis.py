@@ -4,18 +4,21 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from pixelplan.agents.glamor import GlamorAgent, GlamorConfig
 from pixelplan.distributed.offline.plan_diagnosis import (
     by_distance,
     diagnose_start_plans,
     end_cell,
+    first_action_accuracy,
     sequence_scores,
     shortest_action_paths,
+    shortest_first_actions,
 )
 from pixelplan.envs import evaluate, make_env
 from pixelplan.envs.goals import GoalSet, build_goal_set
-from pixelplan.envs.gridworld import GridWorld
+from pixelplan.envs.gridworld import AGENT, GridWorld
 
 OPEN_ROOM = "#####\n#S..#\n#...#\n#...#\n#####"
 
@@ -75,3 +78,36 @@ def test_stopping_beside_the_goal_is_achieved_but_not_optimal():
     result = evaluate(lambda: GridWorld(layout), goals, BumpUpThenStop(), episodes=1)
     assert result.achieved[0] and result.steps[0] == 1 and result.shortest[0] == 1
     assert not result.optimal[0]  # stopped on (1, 1), beside the goal, after as many steps as the shortest path
+
+
+class FirstActionNet:
+    """A stand-in IDM whose first action is ``choose(cell, goal)`` (log-probs over actions, END, PAD)."""
+
+    def __init__(self, env: GridWorld, choose) -> None:
+        self.env, self.choose = env, choose
+
+    def __call__(self, obs, goals, tokens):
+        def cell(frame):
+            return tuple(int(v) for v in np.argwhere(frame[0].numpy() == AGENT)[0])
+
+        out = torch.full((len(obs), 1, 6), -30.0)
+        for b in range(len(obs)):
+            out[b, 0, self.choose(cell(obs[b]), cell(goals[b]))] = 0.0
+        return out, out
+
+
+def test_first_action_accuracy_separates_heading_straight_from_finding_the_door():
+    env = GridWorld("#######\n#..#..#\n#.....#\n#..#..#\n#######")  # two rooms, one door at (2, 3)
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny(), seed=0)
+
+    def straight(cell, goal):  # down / up / left / right, rows first: ignores the wall
+        if goal[0] != cell[0]:
+            return 1 if goal[0] > cell[0] else 0
+        return 3 if goal[1] > cell[1] else 2
+
+    agent.net = FirstActionNet(env, straight)
+    heading = first_action_accuracy(agent, env)
+    assert heading["first_action_right_open"] == 1.0
+    assert 0 < heading["first_action_right_detour"] < 1
+    agent.net = FirstActionNet(env, lambda cell, goal: min(shortest_first_actions(env, cell, goal), default=0))
+    assert set(first_action_accuracy(agent, env).values()) == {1.0}

@@ -16,7 +16,7 @@ from pixelplan.envs import RandomGoalPolicy, evaluate, make_env, parse_env_id
 
 from ..eval_policies import AgentGoalPolicy, load_trained_agent, play_episodes
 from ..goalsets import EVAL_GOAL_SEED, EVAL_GOALS, load_or_build_goal_set
-from ..offline.plan_diagnosis import by_distance, diagnose_start_plans
+from ..offline.plan_diagnosis import by_distance, diagnose_start_plans, first_action_accuracy
 from ..offline.plots import plot_goal_grid
 from ..videos import goal_video, return_video, write_video
 
@@ -150,9 +150,10 @@ def _diagnose(agent, env_id: str, env_options: dict, goals, result, seed: int, s
     if agent is not None and hasattr(agent, "net"):
         env = make_env(env_id, **env_options)
         try:
-            diagnosis = diagnose_start_plans(agent, env, goals, seed)
+            diagnosis, accuracy = diagnose_start_plans(agent, env, goals, seed), first_action_accuracy(agent, env)
         finally:
             env.close()
-        summary["start_plans"] = diagnosis
+        summary["start_plans"], summary["first_action"] = diagnosis, accuracy
         rows += [(f"start plans: {k.replace('_', ' ')}", f"{v:.2f}") for k, v in diagnosis.items()]
+        rows += [(f"IDM {k.replace('_', ' ')}", f"{v:.2f}") for k, v in accuracy.items()]
     return rows

@@ -79,6 +79,41 @@ def diagnose_start_plans(agent, env: GridWorld, goals: GoalSet, seed: int = 0) -
             "start_plan_reaches_goal": reach / k, "start_plan_is_shortest": reach_shortest / k}
 
 
+def shortest_first_actions(env: GridWorld, cell: tuple[int, int], goal: tuple[int, int]) -> set[int]:
+    """The actions from ``cell`` that begin a shortest path to ``goal``."""
+    dist = env.distances(goal)
+    return {a for a, (dr, dc) in enumerate(MOVES)
+            if not env.walls[cell[0] + dr, cell[1] + dc] and dist[cell[0] + dr, cell[1] + dc] == dist[cell] - 1}
+
+
+@torch.no_grad()
+def first_action_accuracy(agent, env: GridWorld) -> dict[str, float]:
+    """How often the IDM's most likely first action begins a shortest path, over every (cell, goal cell)
+    pair of the layout, split by whether a wall is in the way: "open" pairs, where every action that
+    heads straight for the goal (lowers the row or column gap) begins a shortest path, and "detour"
+    pairs, where one does not and a door must be found; detours also on the start's shortest paths
+    (the cells a shortest episode passes). A model that heads straight for goals scores 1 on open pairs."""
+    n, cells = agent.spec.action_size, [tuple(int(v) for v in c) for c in np.argwhere(~env.walls)]
+    frames = torch.as_tensor(np.stack([env.render_at(c) for c in cells]), device=agent.device)
+    from_start = env.distances(env.start)
+    right = {"open": [], "detour": [], "detour_on_start_paths": []}
+    for k, cell in enumerate(cells):
+        lp_idm, _ = agent.net(frames[k:k + 1].expand(len(cells), *frames.shape[1:]), frames,
+                              torch.full((len(cells), 1), n + 1, device=agent.device))
+        best = lp_idm[:, 0, :n].argmax(1).tolist()
+        for goal, action in zip(cells, best):
+            if goal == cell:
+                continue
+            good = shortest_first_actions(env, cell, goal)
+            straight = {a for a, (dr, dc) in enumerate(MOVES)
+                        if (dr and dr == np.sign(goal[0] - cell[0])) or (dc and dc == np.sign(goal[1] - cell[1]))}
+            kind = "open" if straight <= good else "detour"
+            right[kind].append(action in good)
+            if kind == "detour" and from_start[cell] + env.distances(goal)[cell] == from_start[goal]:
+                right["detour_on_start_paths"].append(action in good)
+    return {f"first_action_right_{kind}": float(np.mean(v)) if v else float("nan") for kind, v in right.items()}
+
+
 def by_distance(shortest: np.ndarray, achieved: np.ndarray, optimal: np.ndarray, steps: np.ndarray,
                 edges: tuple[int, ...] = (1, 6, 11, 16)) -> list[dict[str, float]]:
     """Achievement, optimal-path rate and mean excess steps per band of shortest-path distance."""
