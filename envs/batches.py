@@ -19,6 +19,9 @@ class BatchQuery:
     # batch's trajectories made within `length` steps of its pairs (sampling.shortest_route) instead of
     # the walk itself; for deterministic envs whose frame is the whole state (the grid).
     shortest_routes: float = 0.0
+    # pairs: this share of the routed ones starts from any frame of that graph with a route of at most
+    # `length` steps to the goal (hindsight relabeling across the batch's trajectories), not its own start.
+    graph_starts: float = 0.0
 
 
 @dataclass

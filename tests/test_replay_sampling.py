@@ -70,3 +70,14 @@ def test_shortest_route_takes_steps_another_trajectory_made_and_stops_at_each_ro
     assert 9 not in moves  # 9 -> 9 lies past row 1's length
     with pytest.raises(ValueError, match="no route"):
         sampling.shortest_route(moves, 4, 0)
+
+
+def test_routes_to_a_goal_reach_it_from_every_frame_within_max_len_and_no_farther():
+    keys = np.array([[0, 1, 2, 3, 4], [1, 3, 9, 9, 9]])  # as above: 0 -> 1 -> 3 -> 4 is the shortest way to 4
+    actions = np.array([[0, 1, 2, 3], [7, 8, 5, 5]])
+    moves = sampling.transition_graph(keys, actions, np.array([4, 2]))
+    hops = sampling.routes_to(sampling.reverse_graph(moves), 4, max_len=3)
+    assert set(hops) == {0, 1, 2, 3}  # 9 has no route to 4; 4 itself is the goal, no start
+    assert sampling.follow(hops, 0, 4) == sampling.shortest_route(moves, 0, 4) == [0, 7, 3]
+    assert sampling.follow(hops, 2, 4) == [2, 3]
+    assert set(sampling.routes_to(sampling.reverse_graph(moves), 4, max_len=2)) == {1, 2, 3}  # 0 is 3 steps away

@@ -191,3 +191,39 @@ def test_shortest_route_pairs_are_refused_on_stacked_frames_and_windows():
         shard.sample(BatchQuery("pairs", 0, 4, shortest_routes=1.5), 4, seed=0)
     with pytest.raises(ValueError, match="pairs only"):
         shard.sample(BatchQuery("windows", 0, 4, shortest_routes=1.0), 4, seed=0)
+
+
+def test_graph_starts_meet_goals_of_other_trajectories_along_real_shortest_routes():
+    """Walks A and B go from the middle of a corridor to its left and right end and back: a pair can start
+    at a cell only A visited with a goal only B reached, along a route through both walks' steps."""
+    env = GridWorld("#########\n#.......#\n#########")  # one corridor, cells (1, 1) .. (1, 7)
+    shard = ReplayShard(ReplayConfig(capacity=100, num_actions=4), 0)
+    for start, moves in (((1, 4), [2, 2, 2, 3, 3, 3]), ((1, 4), [3, 3, 3, 2, 2, 2])):  # 2 left, 3 right
+        env.reset()
+        env.pos = start
+        builder = TrajectoryBuilder("grid", env.frame(), env.goal_features())
+        for action in moves:
+            step = env.step(action)
+            builder.add(action, step.reward, step.terminated, env.frame(), env.goal_features())
+        shard.insert(builder.finish())
+    own = shard.sample(BatchQuery("pairs", 0, 6, shortest_routes=1.0), 400, seed=2)
+    moved = shard.sample(BatchQuery("pairs", 0, 6, shortest_routes=1.0, graph_starts=1.0), 400, seed=2)
+    np.testing.assert_array_equal(moved.goals, own.goals)  # the same goals, other starts
+
+    def cells(frames):
+        return [tuple(int(v) for v in np.argwhere(f[0] == AGENT)[0]) for f in frames]
+
+    crossing = 0
+    for start, goal, actions, length, walk, walk_length in zip(
+            cells(moved.obs), cells(moved.goals), moved.actions, moved.lengths, moved.walk_actions, moved.walk_lengths):
+        env.reset()
+        env.pos = start
+        for action in actions[:length]:
+            env.step(int(action))
+        assert env.pos == goal and length == max(abs(goal[1] - start[1]), 1) <= 6  # real, shortest, within reach
+        assert actions[length] == 4 and walk[walk_length] == 4 and 1 <= walk_length <= 6
+        crossing += (start[1] - 4) * (goal[1] - 4) < 0  # cells only A visited to cells only B visited, or back
+    assert crossing > 40
+    assert sum((s[1] - 4) * (g[1] - 4) < 0 for s, g in zip(cells(own.obs), cells(own.goals))) == 0
+    with pytest.raises(ValueError, match="needs shortest_routes"):
+        shard.sample(BatchQuery("pairs", 0, 6, graph_starts=1.0), 4, seed=0)

@@ -50,7 +50,8 @@ class GlamorAgent:
     # -- learning -----------------------------------------------------------------------------
     def sample_request(self) -> SampleRequest:
         c = self.config
-        query = BatchQuery("pairs", c.batch_size, self.horizon, shortest_routes=c.shortest_route_share)
+        query = BatchQuery("pairs", c.batch_size, self.horizon, shortest_routes=c.shortest_route_share,
+                           graph_starts=c.graph_start_share)
         return SampleRequest(query, replay_ratio=c.replay_ratio,
                              min_steps_learn=c.min_steps_learn)
 

@@ -36,6 +36,9 @@ class GlamorConfig:
     # transitions the batch's trajectories made around it (deterministic envs whose frame is the whole
     # state: the grid), so that a far goal's pairs are not only random walks.
     shortest_route_share: float = 0.0
+    # Not the paper's: this share of those routed pairs starts from any frame of the batch's transition
+    # graph within reach of the goal, not the pair's own start (hindsight relabeling across trajectories).
+    graph_start_share: float = 0.0
     # With shortest routes: the action prior learns the walks (the behaviour) and only the IDM the
     # routes, so that the ratio p_idm / p_prior stays bounded for actions no route takes (a bump into
     # a wall: unseen under both, and scored up to +2 nats each when the prior learned routes too).
@@ -83,6 +86,10 @@ class GlamorConfig:
             problems.append(f"max_pair_length must be >= 1 or None, got {self.max_pair_length}")
         if not 0.0 <= self.shortest_route_share <= 1.0:
             problems.append(f"shortest_route_share must be in [0, 1], got {self.shortest_route_share}")
+        if not 0.0 <= self.graph_start_share <= 1.0:
+            problems.append(f"graph_start_share must be in [0, 1], got {self.graph_start_share}")
+        elif self.graph_start_share and not self.shortest_route_share:
+            problems.append("graph_start_share is a share of the routed pairs: it needs shortest_route_share > 0")
         if not 0.0 <= self.eps_final <= 1.0 or not 0.0 <= self.eps_initial <= 1.0:
             problems.append("eps_initial and eps_final must be in [0, 1]")
         if problems:

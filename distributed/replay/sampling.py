@@ -119,3 +119,40 @@ def pair_actions(actions: np.ndarray, lengths: np.ndarray, num_actions: int) -> 
     out[:, :width] = np.where(real, actions, out[:, :width])
     out[np.arange(b), lengths] = end_token(num_actions)
     return out
+
+
+def reverse_graph(moves: dict[int, dict[int, int]]) -> dict[int, dict[int, int]]:
+    """frame -> {previous frame: the action that took it here}: ``moves`` with its edges turned round."""
+    back: dict[int, dict[int, int]] = {}
+    for node, nexts in moves.items():
+        for nxt, action in nexts.items():
+            back.setdefault(nxt, {})[node] = action
+    return back
+
+
+def routes_to(back: dict[int, dict[int, int]], goal: int, max_len: int) -> dict[int, tuple[int, int]]:
+    """frame -> (action, next frame) of a shortest route to ``goal``, for every frame of the graph
+    (``reverse_graph``) with a route of 1..``max_len`` actions; follow the pairs to the goal."""
+    hops: dict[int, tuple[int, int]] = {}
+    frontier, seen = [goal], {goal}
+    for _ in range(max_len):  # breadth first, backwards from the goal
+        reached = []
+        for node in frontier:
+            for prev, action in back.get(node, {}).items():
+                if prev not in seen:
+                    seen.add(prev)
+                    hops[prev] = (action, node)
+                    reached.append(prev)
+        if not reached:
+            break
+        frontier = reached
+    return hops
+
+
+def follow(hops: dict[int, tuple[int, int]], start: int, goal: int) -> list[int]:
+    """The actions of the route ``routes_to`` found from ``start`` to ``goal``."""
+    route, node = [], start
+    while node != goal:
+        action, node = hops[node]
+        route.append(action)
+    return route

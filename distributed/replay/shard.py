@@ -191,15 +191,19 @@ class ReplayShard:
         rng = np.random.default_rng(seed)
         k, rank = sampling.draw(cum, n, rng)
         if request.kind == "pairs":
-            batch = self._pairs(k, rank, request.length, route=rng.random(n) < request.shortest_routes)
+            route = rng.random(n) < request.shortest_routes
+            moved = route & (rng.random(n) < request.graph_starts) if request.graph_starts else np.zeros(n, bool)
+            batch = self._pairs(k, rank, request.length, route, moved, rng)
         else:
             batch = self._windows(k, rank, request.length, request.cross_episodes)
         self._counts["samples"] += n
         self._counts["sample_calls"] += 1
         return batch
 
-    def _pairs(self, k: np.ndarray, rank: np.ndarray, max_len: int, route: np.ndarray) -> PairBatch:
-        """Pairs (i, j) of trajectories k; where ``route``, the shortest route replaces the walk's actions."""
+    def _pairs(self, k: np.ndarray, rank: np.ndarray, max_len: int, route: np.ndarray, moved: np.ndarray,
+               rng: np.random.Generator) -> PairBatch:
+        """Pairs (i, j) of trajectories k; where ``route``, the shortest route replaces the walk's actions;
+        where ``moved`` (routed pairs only), the start is another frame of the batch's graph (_graph_starts)."""
         ring = self._ring
         i, j = sampling.pair_from_rank(ring.lengths[k], max_len, rank)
         obs = ring.stacked(k, sampling.stack_offsets(i, ring.schema["stack"]))
@@ -220,12 +224,46 @@ class ReplayShard:
         span_actions = ring.actions[ring.slots(k[:, None], np.minimum(span[:, :-1], hi[:, None] - 1))]
         moves = sampling.transition_graph(keys, span_actions, hi - lo)
         lengths = walk_lengths.copy()
-        for b in np.flatnonzero(route):
+        for b in np.flatnonzero(route & ~moved):
             path = sampling.shortest_route(moves, keys[b, i[b] - lo[b]], keys[b, j[b] - lo[b]])
             lengths[b] = len(path)
             actions[b, :len(path)] = path
+        if moved.any():
+            self._graph_starts(np.flatnonzero(moved), k, lo, hi - lo, keys[np.arange(len(k)), j - lo], keys,
+                               span_actions, moves, max_len, rng, obs, actions, lengths, walk, walk_lengths)
         return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, lengths, self.config.num_actions),
                          lengths=lengths, walk_actions=walk, walk_lengths=walk_lengths)
+
+    def _graph_starts(self, rows: np.ndarray, k: np.ndarray, lo: np.ndarray, span_len: np.ndarray,
+                      goal_keys: np.ndarray, keys: np.ndarray, span_actions: np.ndarray, moves: dict,
+                      max_len: int, rng: np.random.Generator, obs: np.ndarray, actions: np.ndarray,
+                      lengths: np.ndarray, walk: np.ndarray, walk_lengths: np.ndarray) -> None:
+        """Hindsight relabeling across trajectories, in place: each of ``rows`` starts from a frame drawn
+        uniformly among the graph's frames with a route of at most max_len actions to its goal, and gets
+        that route. A pair's own start only ever meets the goals its trajectory went on to, so a cell few
+        walks pass on their way to a far room (beside a door) rarely meets those rooms' goals. The prior's
+        walk is one the data made from the new start: a random visit's next steps, as long as the pair's
+        own walk where the trajectory lasts."""
+        back = sampling.reverse_graph(moves)
+        has_next = np.arange(keys.shape[1] - 1)[None] < span_len[:, None]  # visits the graph has a step from
+        visit_row, visit_t = np.nonzero(has_next)
+        order = np.argsort(keys[visit_row, visit_t], kind="stable")
+        visit_keys = keys[visit_row, visit_t][order]
+        visit_row, visit_t = visit_row[order], visit_t[order]
+        for b in rows:
+            hops = sampling.routes_to(back, int(goal_keys[b]), max_len)
+            start = list(hops)[rng.integers(len(hops))]  # never empty: the pair's own walk reaches the goal
+            path = sampling.follow(hops, start, int(goal_keys[b]))
+            first, last = np.searchsorted(visit_keys, [start, start + 1])
+            v = rng.integers(first, last)
+            row, t = visit_row[v], visit_t[v]
+            obs[b] = self._ring.frames[self._ring.slots(k[row], lo[row] + t)]
+            lengths[b] = len(path)
+            actions[b, :len(path)] = path
+            walk_lengths[b] = min(walk_lengths[b], span_len[row] - t)
+            walk[b] = sampling.pad_token(self.config.num_actions)
+            walk[b, :walk_lengths[b]] = span_actions[row, t:t + walk_lengths[b]]
+            walk[b, walk_lengths[b]] = sampling.end_token(self.config.num_actions)
 
     def _frame_keys(self, k: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """One integer per distinct frame at (trajectory k, step) over the whole batch: equal keys, equal frames."""
@@ -257,6 +295,10 @@ class ReplayShard:
             raise ValueError(f"request.length must be >= 1, got {request.length}")
         if not 0.0 <= request.shortest_routes <= 1.0:
             raise ValueError(f"request.shortest_routes is a share of the pairs, in [0, 1]; got {request.shortest_routes}")
+        if not 0.0 <= request.graph_starts <= 1.0:
+            raise ValueError(f"request.graph_starts is a share of the routed pairs, in [0, 1]; got {request.graph_starts}")
+        if request.graph_starts and not request.shortest_routes:
+            raise ValueError("graph_starts is a share of the routed pairs: it needs shortest_routes > 0")
         if request.kind == "pairs":
             if request.cross_episodes:
                 raise ValueError("pairs never cross episodes: cross_episodes applies to windows only")
