@@ -83,8 +83,8 @@ def test_stopping_beside_the_goal_is_achieved_but_not_optimal():
 class FirstActionNet:
     """A stand-in IDM whose first action is ``choose(cell, goal)`` (log-probs over actions, END, PAD)."""
 
-    def __init__(self, env: GridWorld, choose) -> None:
-        self.env, self.choose = env, choose
+    def __init__(self, choose) -> None:
+        self.choose = choose
 
     def __call__(self, obs, goals, tokens):
         def cell(frame):
@@ -105,9 +105,9 @@ def test_first_action_accuracy_separates_heading_straight_from_finding_the_door(
             return 1 if goal[0] > cell[0] else 0
         return 3 if goal[1] > cell[1] else 2
 
-    agent.net = FirstActionNet(env, straight)
+    agent.net = FirstActionNet(straight)
     heading = first_action_accuracy(agent, env)
     assert heading["first_action_right_open"] == 1.0
     assert 0 < heading["first_action_right_detour"] < 1
-    agent.net = FirstActionNet(env, lambda cell, goal: min(shortest_first_actions(env, cell, goal), default=0))
+    agent.net = FirstActionNet(lambda cell, goal: min(shortest_first_actions(env, cell, goal), default=0))
     assert set(first_action_accuracy(agent, env).values()) == {1.0}

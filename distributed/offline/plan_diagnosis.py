@@ -26,10 +26,8 @@ def shortest_action_paths(env: GridWorld, cell: tuple[int, int], limit: int = 64
         if dist[pos] == 0:
             paths.append(actions)
             continue
-        for a, (dr, dc) in enumerate(MOVES):
-            nxt = (pos[0] + dr, pos[1] + dc)
-            if not env.walls[nxt] and dist[nxt] == dist[pos] - 1:
-                todo.append((nxt, actions + [a]))
+        for a in sorted(shortest_first_actions(env, pos, cell)):
+            todo.append(((pos[0] + MOVES[a][0], pos[1] + MOVES[a][1]), actions + [a]))
     return paths
 
 

@@ -90,24 +90,35 @@ def shortest_route(moves: dict[int, dict[int, int]], start: int, goal: int) -> l
     a loop. At least one action: a pair whose goal is its start gets the shortest loop back to it (one
     bump into a wall, where there is one).
     """
-    parent: dict[int, tuple[int, int]] = {}
-    frontier, seen = [start], {start} - {goal}
-    while goal not in parent:  # breadth first
-        reached = []
-        for node in frontier:
-            for nxt, action in moves.get(node, {}).items():
-                if nxt not in seen:
-                    seen.add(nxt)
-                    parent[nxt] = (node, action)
-                    reached.append(nxt)
-        if not reached:
-            raise ValueError(f"no route from frame {start} to frame {goal} in the transitions given")
-        frontier = reached
+    reached_from = _breadth_first(moves, start, len(moves) + 1, stop=goal)
+    if goal not in reached_from:
+        raise ValueError(f"no route from frame {start} to frame {goal} in the transitions given")
     route, node = [], goal
     while not route or node != start:
-        node, action = parent[node]
+        action, node = reached_from[node]
         route.append(action)
     return route[::-1]
+
+
+def _breadth_first(graph: dict[int, dict[int, int]], source: int, depth: int,
+                   stop: int | None = None) -> dict[int, tuple[int, int]]:
+    """node -> (action, the node it was first reached from) for the nodes 1..``depth`` edges from
+    ``source``, level by level, ending after the level that reaches ``stop``. ``stop`` may be the source
+    itself: it is then reached again, by the shortest loop back."""
+    reached_from: dict[int, tuple[int, int]] = {}
+    frontier, seen = [source], {source} - {stop}
+    for _ in range(depth):
+        reached = []
+        for node in frontier:
+            for nxt, action in graph.get(node, {}).items():
+                if nxt not in seen:
+                    seen.add(nxt)
+                    reached_from[nxt] = (action, node)
+                    reached.append(nxt)
+        if not reached or stop in reached_from:
+            break
+        frontier = reached
+    return reached_from
 
 
 def pair_actions(actions: np.ndarray, lengths: np.ndarray, num_actions: int) -> np.ndarray:
@@ -133,20 +144,7 @@ def reverse_graph(moves: dict[int, dict[int, int]]) -> dict[int, dict[int, int]]
 def routes_to(back: dict[int, dict[int, int]], goal: int, max_len: int) -> dict[int, tuple[int, int]]:
     """frame -> (action, next frame) of a shortest route to ``goal``, for every frame of the graph
     (``reverse_graph``) with a route of 1..``max_len`` actions; follow the pairs to the goal."""
-    hops: dict[int, tuple[int, int]] = {}
-    frontier, seen = [goal], {goal}
-    for _ in range(max_len):  # breadth first, backwards from the goal
-        reached = []
-        for node in frontier:
-            for prev, action in back.get(node, {}).items():
-                if prev not in seen:
-                    seen.add(prev)
-                    hops[prev] = (action, node)
-                    reached.append(prev)
-        if not reached:
-            break
-        frontier = reached
-    return hops
+    return _breadth_first(back, goal, max_len)
 
 
 def follow(hops: dict[int, tuple[int, int]], start: int, goal: int) -> list[int]:
