@@ -66,7 +66,9 @@ class EnvWorker:
         self.obs = np.zeros((len(self.envs), *self.spec.obs_shape), np.dtype(self.spec.frame_dtype))
         self.first = np.ones(len(self.envs), bool)
         self.follower = (OpenLoopFollower(len(self.envs), self.spec.action_size, int(self.rng.integers(2**31)),
-                                          stop_at_plan_end=getattr(config, "stop_at_plan_end", True))
+                                          stop_at_plan_end=getattr(config, "stop_at_plan_end", True),
+                                          replan_every=getattr(config, "collect_replan_every", 0),
+                                          next_goal=getattr(config, "next_goal_at_plan_end", False))
                          if self.goals is not None else None)
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "insert_resends": 0}
@@ -104,11 +106,25 @@ class EnvWorker:
                                                  self.spec.stack, self.worker_id, self.version, extra)
             self.returns[i] = 0.0
         if self.goals is not None and idx:
-            goal_idx = [self.builders[i].extra["goal"] for i in idx]
-            steps_left = np.full(len(idx), self.spec.time_limit)
-            call = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left)
-            self.plan_requests.append((idx, call))
-            self.awaiting_plan[idx] = True
+            self._request_plans(idx)
+
+    def _request_plans(self, idx: list[int]) -> None:
+        """Plans from the envs' current states toward their episodes' goals, capped at the steps left."""
+        goal_idx = [self.builders[i].extra["goal"] for i in idx]
+        steps_left = np.array([self.spec.time_limit - len(self.builders[i]) for i in idx])
+        call = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left)
+        self.plan_requests.append((idx, call))
+        self.awaiting_plan[idx] = True
+
+    def _plan_again(self, envs: list[int]) -> None:
+        """Mid-episode plans for the envs the follower says are due one; one whose plan ran out gets a new
+        goal (its trajectory's ``extra["goal"]`` is then the last one it was sent to)."""
+        same, new = self.follower.due(envs)
+        if len(new):
+            for i, goal in zip(new, self.rng.integers(len(self.goals), size=len(new)).tolist()):
+                self.builders[i].extra["goal"] = goal
+        if len(same) or len(new):
+            self._request_plans([*same.tolist(), *new.tolist()])
 
     def _envs_to_start(self) -> list[int]:
         """The envs between episodes that start one now. A plan request costs worker and planner 1-3 ms of
@@ -173,6 +189,8 @@ class EnvWorker:
                     ended = step.terminated or step.truncated
                 if ended:
                     self._finish(i)
+            if self.follower is not None:
+                self._plan_again([int(i) for i in ready if self.builders[i] is not None])
         self._ship()
         waiting = time.perf_counter()
         acked = self._confirm_inserts()  # a call reports only acknowledged inserts: earlier calls' and any done

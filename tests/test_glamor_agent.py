@@ -135,6 +135,26 @@ def test_open_loop_follower_replaces_actions_with_probability_eps():
     assert len(set(actions.tolist())) == 4 and not stop.any()
 
 
+def test_follower_says_which_envs_are_due_a_plan():
+    follower = OpenLoopFollower(3, n_actions=4, seed=0)
+    follower.start(np.arange(3), plans([[0, 1, 2], [3], [2, 2]]))
+    follower.next_actions(eps=0.0)  # one step each: env 1's plan is spent
+    assert [list(x) for x in follower.due(np.arange(3))] == [[], []]  # the paper's collection: never
+    follower.replan_every, follower.next_goal = 1, True
+    assert [list(x) for x in follower.due(np.arange(3))] == [[0, 2], [1]]
+    follower.replan_every = 2
+    assert [list(x) for x in follower.due(np.array([2, 1]))] == [[], [1]]
+    follower.next_actions(eps=0.0, env_ids=np.array([0]))
+    assert [list(x) for x in follower.due(np.arange(3))] == [[0], [1]]
+
+
+def test_collection_settings_are_checked():
+    with pytest.raises(ValueError, match="collect_replan_every must be >= 0"):
+        GlamorConfig(collect_replan_every=-1)
+    with pytest.raises(ValueError, match="pick one"):
+        GlamorConfig(next_goal_at_plan_end=True, stop_at_plan_end=True)
+
+
 def test_learning_rate_is_constant_by_default_and_decays_in_the_tiny_preset():
     assert GlamorConfig().learning_rate(10**6) == 5e-4
     tiny = GlamorConfig.tiny()

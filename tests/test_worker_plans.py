@@ -3,6 +3,8 @@
 The planner is the real in-process PlannerService (stub agent) behind a handle that holds each plan
 back for a few polls, the way a busy remote service answers; the replay is a real in-process shard.
 """
+import pytest
+
 from pixelplan.distributed.config import RunConfig
 from pixelplan.distributed.handles import LocalHandle
 from pixelplan.distributed.planner_service import PlannerService
@@ -35,13 +37,15 @@ class LatePlan:
 class LatePlanner:
     def __init__(self, service: PlannerService, polls: int) -> None:
         self.inner, self.polls, self.worker_ref = LocalHandle(service), polls, []
-        self.log = {"polls_while_pending": 0, "blocked": 0, "blocked_with_a_plan_ready": 0, "requests": 0, "rows": []}
+        self.log = {"polls_while_pending": 0, "blocked": 0, "blocked_with_a_plan_ready": 0, "requests": 0, "rows": [],
+                    "steps_left": []}
 
     def call(self, method, *args, **kwargs):
         if method == "plan":  # (rows, how many other envs could step as it was sent)
             worker, rows = self.worker_ref[0], len(args[0])
             stepping = sum(b is not None and not a for b, a in zip(worker.builders, worker.awaiting_plan)) - rows
             self.log["rows"].append((rows, stepping))
+            self.log["steps_left"].extend(int(n) for n in args[2])
         self.log["requests"] += method == "plan"
         return LatePlan(self.inner.call(method, *args, **kwargs), self.polls, self.log, self.worker_ref)
 
@@ -59,9 +63,10 @@ class Recorder(ReplayShard):
         return super().insert_batch(items)
 
 
-def _setup(tmp_path, polls: int, envs: int = 3, seed: int = 0):
-    run = RunConfig(agent="stub", env="grid", seed=seed, envs_per_worker=envs, out=str(tmp_path),
-                    agent_overrides={"horizon": 6}, replay=ReplayConfig.tiny(capacity=5000, num_actions=4))
+def _setup(tmp_path, polls: int, envs: int = 3, seed: int = 0, agent: str = "stub", overrides: dict | None = None):
+    run = RunConfig(agent=agent, env="grid", seed=seed, envs_per_worker=envs, out=str(tmp_path),
+                    agent_overrides={"horizon": 6} if overrides is None else overrides,
+                    replay=ReplayConfig.tiny(capacity=5000, num_actions=4))
     resolved = ResolvedRun.of(run)
     shard = Recorder(resolved.config.replay, 0)
     planner = LatePlanner(PlannerService(resolved), polls)
@@ -112,6 +117,25 @@ def test_late_plans_keep_a_seeded_worker_deterministic(tmp_path):
 
     first = episodes("a")
     assert len(first) > 5 and first == episodes("b")
+
+
+@pytest.mark.parametrize("closed_loop", [False, True])
+def test_closed_loop_collection_asks_for_a_plan_after_every_step(tmp_path, closed_loop):
+    """GLAMOR's collection: the paper's one plan per episode, or (collect_replan_every=1 with
+    next_goal_at_plan_end) a plan from every state an episode goes on from, capped at the steps left."""
+    knobs = {"collect_replan_every": 1, "next_goal_at_plan_end": True} if closed_loop else {}
+    worker, planner, shard = _setup(tmp_path, polls=0, envs=2, agent="glamor", overrides={"preset": "tiny", **knobs})
+    result = worker.run(100)
+    rows, steps_left = sum(n for n, _ in planner.log["rows"]), planner.log["steps_left"]
+    live = sum(b is not None for b in worker.builders)
+    time_limit = worker.spec.time_limit
+    episodes = [Trajectory.from_bytes(b) for b in shard.received]
+    assert result["episodes"] >= 3 and all(len(t) == time_limit for t in episodes)  # no episode cut short
+    if closed_loop:  # one plan per episode start, and one after every step that did not end its episode
+        assert rows == result["env_steps"] + live
+        assert set(steps_left) == set(range(1, time_limit + 1))
+    else:
+        assert rows == result["episodes"] + live and set(steps_left) == {time_limit}
 
 
 class HeldInsert:

@@ -2,9 +2,11 @@
 
 Plain numpy objects with no environment inside, so a worker can drive any number of envs with
 them: plan once per episode from (s_1, g) (never on ε-random steps), then ask the follower for one
-action per env per step. Goals come from the training task set (GlamorConfig.train_tasks goals
-from envs.goals.build_goal_set, built by the worker). Evaluation replans every step instead: a
-plan of one action means "take it, then stop", which is envs.evaluation's stop flag.
+action per env per step, and which envs are due another plan (GlamorConfig.collect_replan_every,
+next_goal_at_plan_end; none in the paper's collection). Goals come from the training task set
+(GlamorConfig.train_tasks goals from envs.goals.build_goal_set, built by the worker). Evaluation
+replans every step: a plan of one action means "take it, then stop", which is envs.evaluation's
+stop flag.
 """
 from __future__ import annotations
 
@@ -37,10 +39,13 @@ class EpsilonSchedule:
 class OpenLoopFollower:
     """Per-env plan cursors. Each plan action is replaced by a uniform random one with probability ε;
     the cursor advances either way (the i-th action of the plan belongs to step i). When the plan has
-    run out the env gets random actions, and ``stop`` is set if ``stop_at_plan_end``."""
+    run out the env gets random actions, and ``stop`` is set if ``stop_at_plan_end``. ``replan_every``
+    and ``next_goal`` say when an env is due another plan (``due``)."""
 
-    def __init__(self, num_envs: int, n_actions: int, seed: int = 0, stop_at_plan_end: bool = False) -> None:
+    def __init__(self, num_envs: int, n_actions: int, seed: int = 0, stop_at_plan_end: bool = False,
+                 replan_every: int = 0, next_goal: bool = False) -> None:
         self.n_actions, self.stop_at_plan_end = n_actions, stop_at_plan_end
+        self.replan_every, self.next_goal = replan_every, next_goal
         self.rng = np.random.default_rng(seed)
         self.plans = np.full((num_envs, 1), -1, np.int64)
         self.lengths = np.zeros(num_envs, np.int64)
@@ -69,3 +74,12 @@ class OpenLoopFollower:
         explore = over | (self.rng.random(len(ids)) < eps)
         self.cursor[ids] = cursor + 1
         return np.where(explore, random, planned), over & self.stop_at_plan_end
+
+    def due(self, env_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of ``env_ids`` (envs mid-episode): those due a new plan toward the same goal (``replan_every``
+        steps of this one taken), and those whose plan has run out, due one toward a new goal."""
+        ids = np.asarray(env_ids, np.int64)
+        cursor = self.cursor[ids]
+        over = cursor >= self.lengths[ids]
+        again = ~over & (self.replan_every > 0) & (cursor >= self.replan_every)
+        return ids[again], ids[over & self.next_goal]
