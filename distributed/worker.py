@@ -70,6 +70,8 @@ class EnvWorker:
                                           replan_every=getattr(config, "collect_replan_every", 0),
                                           next_goal=getattr(config, "next_goal_at_plan_end", False))
                          if self.goals is not None else None)
+        # Only the non-paper collection options plan mid-episode: the default collection skips the check.
+        self.plans_mid_episode = self.follower is not None and (self.follower.replan_every > 0 or self.follower.next_goal)
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "insert_resends": 0}
         self.recent_returns: list[float] = []
@@ -189,7 +191,7 @@ class EnvWorker:
                     ended = step.terminated or step.truncated
                 if ended:
                     self._finish(i)
-            if self.follower is not None:
+            if self.plans_mid_episode:
                 self._plan_again([int(i) for i in ready if self.builders[i] is not None])
         self._ship()
         waiting = time.perf_counter()
