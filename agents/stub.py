@@ -56,11 +56,14 @@ class StubAgent:
         self.weights += 1.0
         return {"loss/stub": 1.0 / self.updates}
 
-    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray, seed: int | None = None) -> PlanResult:
+    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray, seed: int | None = None,
+             banned: np.ndarray | None = None) -> PlanResult:
         rng = np.random.default_rng(seed) if seed is not None else self.rng
         caps = np.minimum(np.asarray(steps_left), self.config.horizon)
         lengths = rng.integers(1, caps + 1)
         actions = rng.integers(self.spec.action_size, size=(len(obs), int(caps.max())))
+        if banned is not None:  # each first action uniform among the allowed ones
+            actions[:, 0] = [rng.choice(np.flatnonzero(~row)) for row in np.asarray(banned)]
         actions[np.arange(actions.shape[1])[None, :] >= lengths[:, None]] = -1
         return PlanResult(actions, lengths.astype(np.int64), np.zeros(len(obs)), self.version)
 

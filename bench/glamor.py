@@ -73,7 +73,7 @@ def goal_rates(agent: GlamorAgent, goals: GoalSet, episodes: int, **settings) ->
     def plan(obs, goal_frames, steps_left):
         return agent.plan(obs, goal_frames, steps_left, **settings)
 
-    result = evaluate(lambda: make_env("grid"), goals, AgentGoalPolicy(plan), episodes=episodes, seed=1)
+    result = evaluate(lambda: make_env("grid"), goals, AgentGoalPolicy(plan, agent.spec.action_size), episodes=episodes, seed=1)
     per_goal = np.zeros((2, len(goals)))
     for g in range(len(goals)):
         mine = result.goal_index == g

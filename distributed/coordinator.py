@@ -293,10 +293,11 @@ class Coordinator:
             planner = self.planner
             record = record if self.spec.pixels else 0  # goal videos show the goal frame; a state vector has none
 
-            def plan(obs, goals, steps_left):
-                return planner.call("plan", obs, goals, steps_left).result()
+            def plan(obs, goals, steps_left, banned=None):
+                return planner.call("plan", obs, goals, steps_left, banned=banned).result()
 
-            result = evaluate(lambda: make_env(run.env, **run.env_options), self.eval_goals, AgentGoalPolicy(plan),
+            policy = AgentGoalPolicy(plan, self.spec.action_size, getattr(self.agent.config, "ban_noop_actions", False))
+            result = evaluate(lambda: make_env(run.env, **run.env_options), self.eval_goals, policy,
                               run.eval_episodes, seed=self.resolved.seeds.seed("evaluation"), record=record)
             summary = result.summary()
             videos = [goal_video(film, self.eval_goals.frames[result.goal_index[i]], self.spec.time_limit)

@@ -17,14 +17,37 @@ from .resolve import probe_spec
 
 
 class AgentGoalPolicy:
-    """Replans every step with the T - t cap; stops after the action whose plan ended there."""
+    """Replans every step with the T - t cap; stops after the action whose plan ended there.
 
-    def __init__(self, plan: Callable[[np.ndarray, np.ndarray, np.ndarray], PlanResult], seed: int = 0) -> None:
-        self.plan, self.seed = plan, seed
+    ``ban_noops``: an action after which an env's observation stayed the same is not planned first
+    again while it stays the same (``plan``'s ``banned``); in a deterministic env it would do nothing
+    again, and a closed-loop planner that scores it best from that observation would repeat it until
+    the time limit. All of an observation's actions banned: the ban is lifted."""
 
-    def act(self, obs, goals, steps_left):
-        result = self.plan(obs, goals, np.asarray(steps_left))
-        return result.actions[:, 0], result.lengths <= 1
+    def __init__(self, plan: Callable[..., PlanResult], n_actions: int, ban_noops: bool = False) -> None:
+        self.plan, self.n_actions, self.ban_noops = plan, n_actions, ban_noops
+        self.memory: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}  # env id -> (obs, its action, banned there)
+        self.time_limit = 0
+
+    def act(self, obs, goals, steps_left, env_ids):
+        steps_left = np.asarray(steps_left)
+        if not self.ban_noops:
+            result = self.plan(obs, goals, steps_left)
+            return result.actions[:, 0], result.lengths <= 1
+        self.time_limit = max(self.time_limit, int(steps_left.max()))
+        banned = np.zeros((len(obs), self.n_actions), bool)
+        for row, (env, left) in enumerate(zip(np.asarray(env_ids).tolist(), steps_left.tolist())):
+            last = self.memory.get(env)
+            if last is not None and left < self.time_limit and np.array_equal(last[0], obs[row]):
+                banned[row] = last[2]
+                banned[row, last[1]] = True
+            if banned[row].all():
+                banned[row] = False
+        result = self.plan(obs, goals, steps_left, banned=banned)
+        actions = result.actions[:, 0]
+        for row, env in enumerate(np.asarray(env_ids).tolist()):
+            self.memory[env] = (obs[row].copy(), int(actions[row]), banned[row])
+        return actions, result.lengths <= 1
 
 
 def load_trained_agent(path: str, planning: dict | None = None):

@@ -106,7 +106,7 @@ class PlannerService:
                              f"got {len(obs)}")
         return len(obs)
 
-    def check_request(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> None:
+    def check_request(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray, banned: np.ndarray) -> None:
         """Everything that could make a batch fail is checked here, on the request alone."""
         if not self.agent.goal_conditioned:
             raise ValueError(f"agent {self.run_agent!r} does not plan; it acts (call act)")
@@ -119,18 +119,29 @@ class PlannerService:
             low = steps_left.min() if steps_left.size and steps_left.dtype.kind in "iuf" else None
             raise ValueError(f"plan: steps_left must be {rows} integers >= 1, got {steps_left.dtype} "
                              f"{steps_left.shape} (smallest {low})")
+        if banned.shape != (rows, self.spec.action_size) or banned.dtype != bool or banned.all(1).any():
+            raise ValueError(f"plan: banned must be ({rows}, {self.spec.action_size}) bool leaving each request an "
+                             f"action, got {banned.dtype} {banned.shape}")
 
-    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> PlanResult:
+    def _banned(self, obs: np.ndarray, banned: np.ndarray | None) -> np.ndarray:
+        """A request's first actions to avoid; none unless given (batched requests all carry the array)."""
+        return np.zeros((len(obs), self.spec.action_size), bool) if banned is None else np.asarray(banned)
+
+    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray,
+             banned: np.ndarray | None = None) -> PlanResult:
         obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
-        self.check_request(obs, goals, steps_left)
-        return self._plan_batch(obs, goals, steps_left)
+        banned = self._banned(obs, banned)
+        self.check_request(obs, goals, steps_left, banned)
+        return self._plan_batch(obs, goals, steps_left, banned)
 
-    def _plan_batch(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> PlanResult:
+    def _plan_batch(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray,
+                    banned: np.ndarray) -> PlanResult:
         """One planning pass over requests that were each checked already."""
         started = time.perf_counter()
         self._swap_weights()
         self._calls += 1
-        result = self.agent.plan(obs, goals, np.asarray(steps_left), seed=self.seed * 1_000_003 + self._calls)
+        result = self.agent.plan(obs, goals, np.asarray(steps_left), seed=self.seed * 1_000_003 + self._calls,
+                                 banned=banned if banned.any() else None)
         result.version = self.version
         self.batch_sizes.append(len(obs))
         self.latencies.append(time.perf_counter() - started)
@@ -249,12 +260,13 @@ class BatchingPlanner(PlannerService):
         return version
 
     async def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray,
-                   timeout_s: float | None = None, outside: bool = False) -> PlanResult:
+                   timeout_s: float | None = None, outside: bool = False, banned: np.ndarray | None = None) -> PlanResult:
         """``outside``: a caller from outside the cluster (gRPC), refused when the queue is full. The run's
         own workers are bounded by construction (one request of envs_per_worker rows each) and always queue."""
         obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
-        self.check_request(obs, goals, steps_left)  # a bad request fails alone, not its batch-mates
-        return await self._submit(("plan",), (obs, goals, steps_left), 0, timeout_s, outside)
+        banned = self._banned(obs, banned)
+        self.check_request(obs, goals, steps_left, banned)  # a bad request fails alone, not its batch-mates
+        return await self._submit(("plan",), (obs, goals, steps_left, banned), 0, timeout_s, outside)
 
     async def act(self, obs: np.ndarray, carry: Any, first: np.ndarray, explore: bool,
                   env_steps: int) -> tuple[np.ndarray, Any]:

@@ -12,9 +12,12 @@ from .goals import GoalSet, achieved
 
 
 class GoalPolicy(Protocol):
-    def act(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def act(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray,
+            env_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For a batch: (actions, stop). ``stop[i]``: take ``actions[i]``, then end episode i (the
-        agent's plan was that action followed by its end token)."""
+        agent's plan was that action followed by its end token). ``env_ids`` say which of the lockstep
+        envs each row is, so a policy may remember an episode's last step (a new episode starts with
+        ``steps_left`` at the time limit)."""
 
 
 class RandomGoalPolicy:
@@ -23,7 +26,7 @@ class RandomGoalPolicy:
     def __init__(self, env: PixelEnv, seed: int = 0) -> None:
         self.env, self.rng = env, np.random.default_rng(seed)
 
-    def act(self, obs, goals, steps_left):
+    def act(self, obs, goals, steps_left, env_ids):
         actions = np.array([self.env.sample_action(self.rng) for _ in range(len(obs))])
         return actions, np.zeros(len(obs), bool)
 
@@ -111,7 +114,7 @@ def _run_batch(envs: list[PixelEnv], goals: GoalSet, episode_ids: np.ndarray, po
     active, steps = np.ones(n, bool), np.zeros(n, np.int64)
     while active.any():
         ids = np.flatnonzero(active)
-        actions, stop = policy.act(obs[ids], goals.frames[gidx[ids]], limit - steps[ids])
+        actions, stop = policy.act(obs[ids], goals.frames[gidx[ids]], limit - steps[ids], ids)
         for k, i in enumerate(ids):
             step = envs[i].step(actions[k])
             obs[i], steps[i] = step.obs, steps[i] + 1

@@ -147,6 +147,33 @@ def test_clipped_actions_are_never_expanded():
     assert not (clipped.tokens == 0).any()
 
 
+def test_banned_actions_never_start_a_plan_and_only_the_first_token_is_banned():
+    net = TableNet(*tables(5, 4))
+    free = run(net, [4] * 3, settings(trials=64))
+    first = free.tokens[:, 0].clone()
+    banned = torch.zeros(3, N_ACTIONS, dtype=torch.bool)
+    banned[torch.arange(3), first] = True  # each request's unbanned best first action
+    banned[2] = False  # request 2 bans nothing
+    out = plan(net, torch.zeros(3, 1), torch.zeros(3, 1), torch.tensor([4] * 3), settings(trials=64),
+               torch.Generator().manual_seed(0), banned)
+    assert out.tokens[0, 0] != first[0] and out.tokens[1, 0] != first[1]  # the test can fail: free plans start so
+    assert out.tokens[2, 0] == first[2]
+    assert (out.tokens[:2, 1:] == first[:2, None]).any()  # later positions may still take a banned action
+
+
+def test_glamor_agent_refuses_a_ban_on_every_action():
+    env = make_env("grid")
+    agent = GlamorAgent(env.spec, GlamorConfig.tiny())
+    obs = np.stack([env.reset()] * 2)
+    banned = np.zeros((2, 4), bool)
+    banned[0, :3] = True
+    out = agent.plan(obs, obs[:, -1:], np.array([5, 5]), seed=0, banned=banned)
+    assert out.actions[0, 0] == 3
+    banned[1] = True
+    with pytest.raises(ValueError, match="leaving each request an action"):
+        agent.plan(obs, obs[:, -1:], np.array([5, 5]), seed=0, banned=banned)
+
+
 def test_when_every_token_is_clipped_the_idm_argmax_is_expanded():
     idm, prior = tables(4, 3)
     net = TableNet(idm, prior)

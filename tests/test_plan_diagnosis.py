@@ -65,7 +65,7 @@ def test_by_distance_bands():
 
 
 class BumpUpThenStop:
-    def act(self, obs, goals, steps_left):
+    def act(self, obs, goals, steps_left, env_ids):
         return np.zeros(len(obs), np.int64), np.ones(len(obs), bool)
 
 

@@ -30,6 +30,21 @@ def test_max_batch_size_respected_and_requests_merged():
         assert r.actions.shape[0] == 2 and (r.lengths <= np.array([3, 1])).all()
 
 
+def test_banned_first_actions_ride_with_unbanned_requests_in_one_batch():
+    service = _service(max_batch=8, max_wait_ms=50)
+    banned = np.array([[True, True, False, True], [False, True, True, True]])  # the stub's 4 actions
+
+    async def main():
+        return await asyncio.gather(service.plan(OBS, OBS, np.array([3, 3])),
+                                    *[service.plan(OBS, OBS, np.array([3, 3]), banned=banned) for _ in range(3)])
+
+    free, *held = asyncio.run(main())
+    assert service.stats()["planner/batch_sizes"] == [8]
+    assert all(r.actions[:, 0].tolist() == [2, 0] for r in held)
+    with pytest.raises(ValueError, match="leaving each request an action"):
+        asyncio.run(service.plan(OBS, OBS, np.array([3, 3]), banned=np.ones((2, 4), bool)))
+
+
 def test_without_waiting_requests_queued_behind_a_batch_are_merged():
     """max_wait_ms=0 (the default): nobody waits for company, yet what queued while a batch ran is merged."""
     service = _service(max_batch=8, max_wait_ms=0)

@@ -3,6 +3,7 @@
 The planner is the real in-process PlannerService (stub agent) behind a handle that holds each plan
 back for a few polls, the way a busy remote service answers; the replay is a real in-process shard.
 """
+import numpy as np
 import pytest
 
 from pixelplan.distributed.config import RunConfig
@@ -136,6 +137,34 @@ def test_closed_loop_collection_asks_for_a_plan_after_every_step(tmp_path, close
         assert set(steps_left) == set(range(1, time_limit + 1))
     else:
         assert rows == result["episodes"] + live and set(steps_left) == {time_limit}
+
+
+def test_closed_loop_collection_does_not_plan_again_an_action_that_changed_nothing(tmp_path):
+    """ban_noop_actions: after a step that left an env's frame unchanged (a bump into a wall), its next plan
+    may not start with that action; a step that moved lifts the env's bans."""
+    knobs = {"collect_replan_every": 1, "next_goal_at_plan_end": True, "ban_noop_actions": True}
+    worker, planner, _ = _setup(tmp_path, polls=0, envs=2, agent="glamor", overrides={"preset": "tiny", **knobs})
+    sent, call = [], planner.call
+
+    def recording(method, *args, **kwargs):
+        if method == "plan":
+            sent.append((args[0].copy(), kwargs["banned"].copy()))
+        return call(method, *args, **kwargs)
+
+    planner.call = recording
+    worker.run(200)
+    bans = [banned for _, banned in sent if banned.any()]
+    assert len(bans) > 5  # the test can fail: random early collection bumps into the 7x7 room's walls
+    assert all(not b.all(1).any() for _, b in sent)
+    env = worker.envs[0]
+    for obs, banned in sent:
+        for frame, row in zip(obs, banned):
+            cell = tuple(int(v) for v in np.argwhere(frame[0] == frame[0].max())[0])
+            for action in np.flatnonzero(row):
+                env.reset()
+                env.pos = cell
+                env.step(int(action))
+                assert env.pos == cell  # only actions that go nowhere from there are banned
 
 
 class HeldInsert:

@@ -81,8 +81,9 @@ class GlamorAgent:
 
     # -- acting -------------------------------------------------------------------------------
     def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left: np.ndarray, seed: int | None = None,
-             **settings: Any) -> PlanResult:
-        """Plans for a batch of requests; ``settings`` overrides PlanSettings fields (trials, mode, ...)."""
+             banned: np.ndarray | None = None, **settings: Any) -> PlanResult:
+        """Plans for a batch of requests; ``banned`` (B, actions) bool: actions request b's plan may not
+        start with; ``settings`` overrides PlanSettings fields (trials, mode, ...)."""
         obs, goals, steps_left = np.asarray(obs), np.asarray(goals), np.asarray(steps_left)
         self.spec.check_obs(obs)
         b = len(obs)
@@ -91,6 +92,11 @@ class GlamorAgent:
                              f"(B, *{self.spec.frame_shape}), got {obs.shape} and {goals.shape}")
         if steps_left.shape != (b,) or b == 0 or steps_left.min() < 1:
             raise ValueError(f"plan: steps_left must be B={b} integers >= 1, got {steps_left!r}")
+        if banned is not None:
+            banned = np.asarray(banned)
+            if banned.shape != (b, self.spec.action_size) or banned.dtype != bool or banned.all(1).any():
+                raise ValueError(f"plan: banned must be ({b}, {self.spec.action_size}) bool leaving each request an "
+                                 f"action, got {banned.dtype} {banned.shape}")
         unknown = set(settings) - {f.name for f in dataclasses.fields(PlanSettings)}
         if unknown:
             raise ValueError(f"plan: unknown settings {sorted(unknown)}")
@@ -100,7 +106,8 @@ class GlamorAgent:
         self.net.eval()
         obs_t, goals_t = (torch.as_tensor(x, device=self.device) for x in (obs, goals))
         settings = PlanSettings.from_config(self.config, **settings)
-        result = plan(self.net, obs_t, goals_t, caps, settings, generator)
+        result = plan(self.net, obs_t, goals_t, caps, settings, generator,
+                      None if banned is None else torch.as_tensor(banned, device=self.device))
         tokens = result.tokens.cpu().numpy()
         actions = np.where(tokens < self.spec.action_size, tokens, -1)
         return PlanResult(actions=actions, lengths=result.lengths.cpu().numpy().astype(np.int64),

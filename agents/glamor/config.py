@@ -72,11 +72,15 @@ class GlamorConfig:
     plan_mode: Literal["shortest", "plan-end"] = "shortest"
     use_prior: bool = True  # False: the no-action-prior ablation, z = log p_idm
     sparse_planning: bool = False  # True: uniform random candidates, scored by Eq. 8 afterwards
+    # Not the paper's: in closed-loop evaluation, an action after which the observation did not change is
+    # not planned first again from that observation (eval_policies.AgentGoalPolicy). A model that plans
+    # through a wall beside a door otherwise bumps into it until the time limit.
+    ban_noop_actions: bool = False
 
     # Fields that change only how a trained model plans, never the model: `pixelplan eval --set`
     # may change these on a trained run (Fig. 3a varies N and gamma); every other field is refused.
     PLANNING_FIELDS: ClassVar[tuple[str, ...]] = ("policy_trials", "clip_p_actions", "plan_temperature", "plan_discount",
-                                                  "plan_mode", "use_prior", "sparse_planning")
+                                                  "plan_mode", "use_prior", "sparse_planning", "ban_noop_actions")
 
     def __post_init__(self) -> None:
         problems = []

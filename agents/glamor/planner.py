@@ -8,7 +8,8 @@ drawn (Gumbel-max, from a seeded torch.Generator) from the Boltzmann distributio
 z = log p_idm - log p_prior (z = log p_idm without the prior), restricted to tokens the search may
 expand:
   * a real action only while the plan is shorter than its cap (steps left, at most the horizon);
-  * END never first, always forced at the cap; in "shortest" mode allowed from the 2nd position,
+  * END never first, always forced at the cap; a request's banned actions never first
+    (GlamorConfig.ban_noop_actions); in "shortest" mode allowed from the 2nd position,
     in "plan-end" mode only at the cap;
   * tokens with log p_idm < clip_p_actions are not expanded (A.3). When that leaves nothing to
     expand, the IDM's most likely allowed token is kept, so every candidate still ends.
@@ -85,7 +86,7 @@ def expandable(allowed: torch.Tensor, lp_idm: torch.Tensor, clip: float) -> torc
 
 @torch.no_grad()
 def plan(net: GlamorNet, obs: torch.Tensor, goals: torch.Tensor, caps: torch.Tensor, settings: PlanSettings,
-         generator: torch.Generator) -> Plans:
+         generator: torch.Generator, banned: torch.Tensor | None = None) -> Plans:
     """Best of ``settings.trials`` sampled sequences per request; plan b has at most caps[b] actions.
 
     Candidates with the same prefix share one decoder row (at t = 0 all N of a request do), and
@@ -110,6 +111,8 @@ def plan(net: GlamorNet, obs: torch.Tensor, goals: torch.Tensor, caps: torch.Ten
         lp_idm = log_probs[0]
         z = lp_idm - log_probs[1] if settings.use_prior else lp_idm
         allowed = allowed_tokens(t, caps[live], n, settings.mode)
+        if t == 0 and banned is not None:  # (B, n) bool: actions no plan of request b may start with
+            allowed[:, :n] &= ~banned.repeat_interleave(trials, 0)
         if settings.sparse:
             keep, logits = allowed, torch.zeros_like(z)
         else:

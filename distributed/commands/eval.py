@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate_goals(args, agent, env_id: str, env_options: dict, seed: int, out: Path, summary: dict):
     goals = load_or_build_goal_set(env_id, EVAL_GOALS, EVAL_GOAL_SEED, env_options)  # the goals training is scored on
     probe = make_env(env_id, **env_options)
-    policy = RandomGoalPolicy(probe, seed) if agent is None else AgentGoalPolicy(agent.plan)
+    policy = RandomGoalPolicy(probe, seed) if agent is None else \
+        AgentGoalPolicy(agent.plan, probe.spec.action_size, getattr(agent.config, "ban_noop_actions", False))
     try:
         record = args.video if probe.spec.pixels else 0  # goal videos and the goal grid show goal frames
         with tqdm(total=args.episodes, desc=f"eval {args.agent} on {env_id}", unit="ep") as bar:
