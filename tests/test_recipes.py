@@ -17,7 +17,8 @@ from pixelplan.distributed.recipes import RECIPES
 from pixelplan.distributed.resolve import ResolvedRun
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-ROUTES = dict(shortest_route_share=1.0, prior_on_walks=True)  # the grid recipe's two data settings
+# the grid recipe's two data settings and its ban on actions that did nothing
+ROUTES = dict(shortest_route_share=1.0, prior_on_walks=True, ban_noop_actions=True)
 
 
 def _config(argv: list[str]):
