@@ -38,6 +38,13 @@ class PlanResult:
     version: int = 0
 
 
+def check_banned(banned: np.ndarray, rows: int, n_actions: int) -> None:
+    """A plan request's banned first actions: (rows, n_actions) bool, leaving each row an action."""
+    if banned.shape != (rows, n_actions) or banned.dtype != bool or banned.all(1).any():
+        raise ValueError(f"plan: banned must be ({rows}, {n_actions}) bool leaving each request an "
+                         f"action, got {banned.dtype} {banned.shape}")
+
+
 class Agent(Protocol):
     spec: EnvSpec
     goal_conditioned: bool  # True: acts through plan(); False: through act()

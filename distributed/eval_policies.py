@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pixelplan.agents.base import PlanResult
+from pixelplan.agents.glamor.collect import NoopBans
 from pixelplan.agents.registry import config_class, make_agent
 from pixelplan.envs import Film, make_env
 
@@ -25,8 +26,9 @@ class AgentGoalPolicy:
     the time limit. All of an observation's actions banned: the ban is lifted."""
 
     def __init__(self, plan: Callable[..., PlanResult], n_actions: int, ban_noops: bool = False) -> None:
-        self.plan, self.n_actions, self.ban_noops = plan, n_actions, ban_noops
-        self.memory: dict[int, tuple[np.ndarray, int, np.ndarray]] = {}  # env id -> (obs, its action, banned there)
+        self.plan, self.ban_noops = plan, ban_noops
+        self.bans = NoopBans(n_actions)
+        self.last: dict[int, tuple[np.ndarray, int]] = {}  # env id -> (its last observation, the action taken there)
         self.time_limit = 0
 
     def act(self, obs, goals, steps_left, env_ids):
@@ -35,18 +37,16 @@ class AgentGoalPolicy:
             result = self.plan(obs, goals, steps_left)
             return result.actions[:, 0], result.lengths <= 1
         self.time_limit = max(self.time_limit, int(steps_left.max()))
-        banned = np.zeros((len(obs), self.n_actions), bool)
-        for row, (env, left) in enumerate(zip(np.asarray(env_ids).tolist(), steps_left.tolist())):
-            last = self.memory.get(env)
-            if last is not None and left < self.time_limit and np.array_equal(last[0], obs[row]):
-                banned[row] = last[2]
-                banned[row, last[1]] = True
-            if banned[row].all():
-                banned[row] = False
-        result = self.plan(obs, goals, steps_left, banned=banned)
+        env_ids = np.asarray(env_ids).tolist()
+        for row, (env, left) in enumerate(zip(env_ids, steps_left.tolist())):
+            if left < self.time_limit and env in self.last:
+                self.bans.stepped(env, self.last[env][1], self.last[env][0], obs[row])
+            else:  # a new episode
+                self.bans.forget(env)
+        result = self.plan(obs, goals, steps_left, banned=self.bans.mask(env_ids))
         actions = result.actions[:, 0]
-        for row, env in enumerate(np.asarray(env_ids).tolist()):
-            self.memory[env] = (obs[row].copy(), int(actions[row]), banned[row])
+        for row, env in enumerate(env_ids):
+            self.last[env] = (obs[row].copy(), int(actions[row]))
         return actions, result.lengths <= 1
 
 

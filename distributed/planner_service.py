@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from pixelplan.agents.base import PlanResult
+from pixelplan.agents.base import PlanResult, check_banned
 from pixelplan.agents.nets import resolve_device
 
 from .handles import Handle, fetch
@@ -119,9 +119,7 @@ class PlannerService:
             low = steps_left.min() if steps_left.size and steps_left.dtype.kind in "iuf" else None
             raise ValueError(f"plan: steps_left must be {rows} integers >= 1, got {steps_left.dtype} "
                              f"{steps_left.shape} (smallest {low})")
-        if banned.shape != (rows, self.spec.action_size) or banned.dtype != bool or banned.all(1).any():
-            raise ValueError(f"plan: banned must be ({rows}, {self.spec.action_size}) bool leaving each request an "
-                             f"action, got {banned.dtype} {banned.shape}")
+        check_banned(banned, rows, self.spec.action_size)
 
     def _banned(self, obs: np.ndarray, banned: np.ndarray | None) -> np.ndarray:
         """A request's first actions to avoid; none unless given (batched requests all carry the array)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixelplan.agents.glamor.collect import OpenLoopFollower
+from pixelplan.agents.glamor.collect import NoopBans, OpenLoopFollower
 from pixelplan.envs import TrajectoryBuilder, make_env
 
 from .goalsets import load_or_build_goal_set
@@ -73,7 +73,7 @@ class EnvWorker:
         # Only the non-paper collection options plan mid-episode: the default collection skips the check.
         self.plans_mid_episode = self.follower is not None and (self.follower.replan_every > 0 or self.follower.next_goal)
         # Mid-episode plans avoid the actions that left an env's observation unchanged (ban_noop_actions).
-        self.noops = (np.zeros((len(self.envs), self.spec.action_size), bool)
+        self.noops = (NoopBans(self.spec.action_size)
                       if self.plans_mid_episode and getattr(config, "ban_noop_actions", False) else None)
         self.returns = np.zeros(len(self.envs))
         self.counters = {"env_steps": 0, "episodes": 0, "inserted_steps": 0, "insert_resends": 0}
@@ -105,7 +105,7 @@ class EnvWorker:
         for i in idx:
             self.obs[i] = self.envs[i].reset(seed=int(self.rng.integers(2**31)))
             if self.noops is not None:
-                self.noops[i] = False
+                self.noops.forget(i)
             extra = {}
             if self.goals is not None:
                 extra["goal"] = int(self.rng.integers(len(self.goals)))
@@ -119,10 +119,7 @@ class EnvWorker:
         """Plans from the envs' current states toward their episodes' goals, capped at the steps left."""
         goal_idx = [self.builders[i].extra["goal"] for i in idx]
         steps_left = np.array([self.spec.time_limit - len(self.builders[i]) for i in idx])
-        banned = None
-        if self.noops is not None:
-            banned = self.noops[idx]
-            banned[banned.all(1)] = False
+        banned = None if self.noops is None else self.noops.mask(idx)
         call = self.planner.call("plan", self.obs[idx], self.goals.frames[goal_idx], steps_left, banned=banned)
         self.plan_requests.append((idx, call))
         self.awaiting_plan[idx] = True
@@ -194,10 +191,7 @@ class EnvWorker:
                 if not ended:
                     step = env.step(action)
                     if self.noops is not None:
-                        still = np.array_equal(step.obs, self.obs[i])
-                        self.noops[i, action] = still
-                        if not still:
-                            self.noops[i] = False
+                        self.noops.stepped(i, action, self.obs[i], step.obs)
                     self.obs[i] = step.obs
                     self.builders[i].add(action, step.reward, step.terminated, env.frame(), env.goal_features())
                     self.returns[i] += step.reward

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixelplan.agents.base import PlanResult, SampleRequest
+from pixelplan.agents.base import PlanResult, SampleRequest, check_banned
 from pixelplan.agents.config_fields import check_saved_config
 from pixelplan.envs.batches import BatchQuery, PairBatch
 from pixelplan.envs.files import atomic_write
@@ -94,9 +94,7 @@ class GlamorAgent:
             raise ValueError(f"plan: steps_left must be B={b} integers >= 1, got {steps_left!r}")
         if banned is not None:
             banned = np.asarray(banned)
-            if banned.shape != (b, self.spec.action_size) or banned.dtype != bool or banned.all(1).any():
-                raise ValueError(f"plan: banned must be ({b}, {self.spec.action_size}) bool leaving each request an "
-                                 f"action, got {banned.dtype} {banned.shape}")
+            check_banned(banned, b, self.spec.action_size)
         unknown = set(settings) - {f.name for f in dataclasses.fields(PlanSettings)}
         if unknown:
             raise ValueError(f"plan: unknown settings {sorted(unknown)}")

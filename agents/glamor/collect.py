@@ -83,3 +83,33 @@ class OpenLoopFollower:
         over = cursor >= self.lengths[ids]
         again = ~over & (self.replan_every > 0) & (cursor >= self.replan_every)
         return ids[again], ids[over & self.next_goal]
+
+
+class NoopBans:
+    """Per env, the actions that left its current observation unchanged (GlamorConfig.ban_noop_actions):
+    a plan from that observation may not start with them. A step that changes the observation forgets
+    them; so does a ban that has grown to every action (``mask`` then lifts it)."""
+
+    def __init__(self, n_actions: int) -> None:
+        self.n_actions = n_actions
+        self.banned: dict[int, np.ndarray] = {}
+
+    def forget(self, env: int) -> None:
+        self.banned.pop(env, None)
+
+    def stepped(self, env: int, action: int, before: np.ndarray, after: np.ndarray) -> None:
+        if np.array_equal(before, after):
+            self.banned.setdefault(env, np.zeros(self.n_actions, bool))[action] = True
+        else:
+            self.forget(env)
+
+    def mask(self, envs) -> np.ndarray:
+        """(len(envs), n_actions) bool: each env's banned first actions, never all of them."""
+        out = np.zeros((len(envs), self.n_actions), bool)
+        for row, env in enumerate(envs):
+            ban = self.banned.get(env)
+            if ban is not None and ban.all():
+                self.forget(env)
+            elif ban is not None:
+                out[row] = ban
+        return out
