@@ -114,6 +114,18 @@ def test_loss_decreases_on_a_fixed_batch_and_ignores_padding():
         a = glamor_loss(agent.net, *args, torch.as_tensor(batch.actions), torch.as_tensor(batch.lengths), 1.0)
         b = glamor_loss(agent.net, *args, torch.as_tensor(wide.actions), torch.as_tensor(wide.lengths), 1.0)
     assert float(a["loss/total"]) == pytest.approx(float(b["loss/total"]), rel=1e-5)
+    # short IDM tokens beside long prior walks: each LSTM runs its own width, and the loss is the same
+    short = batch.lengths.max() // 2 + 1
+    routes, route_lengths = np.minimum(batch.actions[:, :short + 1], 4), np.minimum(batch.lengths, short)
+    routes[np.arange(len(routes)), route_lengths] = 4
+    routes = np.where(np.arange(short + 1)[None] > route_lengths[:, None], 5, routes)
+    padded = np.pad(routes, ((0, 0), (0, batch.actions.shape[1] - short - 1)), constant_values=5)
+    walks = torch.as_tensor(batch.actions), torch.as_tensor(batch.lengths)
+    with torch.no_grad():
+        c = glamor_loss(agent.net, *args, torch.as_tensor(routes), torch.as_tensor(route_lengths), 1.0, *walks)
+        d = glamor_loss(agent.net, *args, torch.as_tensor(padded), torch.as_tensor(route_lengths), 1.0, *walks)
+    assert float(c["loss/idm"]) == pytest.approx(float(d["loss/idm"]), rel=1e-5)
+    assert float(c["loss/prior"]) == pytest.approx(float(a["loss/prior"]), rel=1e-5)
 
 
 def test_learn_rejects_batches_without_the_end_token():

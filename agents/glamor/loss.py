@@ -58,8 +58,9 @@ def glamor_loss(net: GlamorNet, obs: torch.Tensor, goals: torch.Tensor, tokens: 
     The prior learns ``prior_tokens`` where given (GlamorConfig.prior_on_walks), else ``tokens``."""
     if prior_tokens is None:
         prior_tokens, prior_lengths = tokens, lengths
-    width = int(torch.maximum(lengths.max(), prior_lengths.max())) + 1  # drop all-PAD columns
-    tokens, prior_tokens = tokens[:, :width], prior_tokens[:, :width]
+    # Drop each set's all-PAD columns (the LSTMs are causal, so the loss is the same): short routes
+    # beside long walks (GlamorConfig.prior_on_walks) then cost the IDM's LSTM their own length only.
+    tokens, prior_tokens = tokens[:, :int(lengths.max()) + 1], prior_tokens[:, :int(prior_lengths.max()) + 1]
     lp_idm, lp_prior = net(obs, goals, tokens, prior_tokens)
     idm = sequence_nll(lp_idm, tokens, lengths).mean()
     prior = sequence_nll(lp_prior, prior_tokens, prior_lengths).mean()
