@@ -22,6 +22,10 @@ class BatchQuery:
     # pairs: this share of the routed ones starts from any frame of that graph with a route of at most
     # `length` steps to the goal (hindsight relabeling across the batch's trajectories), not its own start.
     graph_starts: float = 0.0
+    # pairs: this share of the other routed ones is drawn from every distinct frame the shard holds: the goal
+    # uniform over them, the start uniform over those with a route of at most `length` steps to it, along
+    # every transition the shard's trajectories made (replay/state_graph.py).
+    state_pairs: float = 0.0
 
 
 @dataclass

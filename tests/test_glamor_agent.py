@@ -25,6 +25,13 @@ def test_sample_request_follows_the_config():
     assert (req.query.kind, req.batch_size, req.replay_ratio, req.min_steps_learn) == ("pairs", 200, 4.0, 50_000)
     assert req.query.length == env.spec.time_limit  # no longer than T by default
     assert GlamorAgent(env.spec, GlamorConfig(max_pair_length=7)).sample_request().query.length == 7
+    routed = GlamorAgent(env.spec, GlamorConfig(shortest_route_share=1.0, state_pair_share=0.5)).sample_request().query
+    assert (routed.shortest_routes, routed.graph_starts, routed.state_pairs) == (1.0, 0.0, 0.5)
+    for name in ("graph_start_share", "state_pair_share"):
+        with pytest.raises(ValueError, match=f"{name} is a share of the routed pairs"):
+            GlamorConfig(**{name: 0.5})
+        with pytest.raises(ValueError, match=rf"{name} must be in \[0, 1\]"):
+            GlamorConfig(shortest_route_share=1.0, **{name: 1.5})
 
 
 def test_save_load_round_trip_restores_everything(tmp_path):

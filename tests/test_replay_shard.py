@@ -227,3 +227,70 @@ def test_graph_starts_meet_goals_of_other_trajectories_along_real_shortest_route
     assert sum((s[1] - 4) * (g[1] - 4) < 0 for s, g in zip(cells(own.obs), cells(own.goals))) == 0
     with pytest.raises(ValueError, match="needs shortest_routes"):
         shard.sample(BatchQuery("pairs", 0, 6, graph_starts=1.0), 4, seed=0)
+
+
+def _corridor_walk(env: GridWorld, moves: list[int]):
+    env.reset()
+    builder = TrajectoryBuilder("grid", env.frame(), env.goal_features())
+    for action in moves:
+        step = env.step(action)
+        builder.add(action, step.reward, step.terminated, env.frame(), env.goal_features())
+    return builder.finish()
+
+
+def test_state_pairs_draw_goals_uniformly_over_the_frames_held_along_real_shortest_routes():
+    """Nine walks stay in a corridor's left half, one reaches its right end: trajectory pairs almost never
+    aim at the right half, state pairs aim at every cell alike, and an evicted walk's cells go with it."""
+    env = GridWorld("#########\n#S......#\n#########")  # one corridor, cells (1, 1) .. (1, 7); 2 left, 3 right
+    far = _corridor_walk(env, [3] * 6 + [2] * 6)
+    near = [_corridor_walk(env, [3, 3, 2, 2] * 3) for _ in range(9)]
+    shard = ReplayShard(ReplayConfig(capacity=130, num_actions=4), 0)  # holds 10 walks of 12 steps
+    for traj in [far, *near]:
+        shard.insert(traj)
+
+    def cells(frames):
+        return [int(np.argwhere(f[0] == AGENT)[0][1]) for f in frames]
+
+    own = shard.sample(BatchQuery("pairs", 0, 12, shortest_routes=1.0), 700, seed=1)
+    drawn = shard.sample(BatchQuery("pairs", 0, 12, shortest_routes=1.0, state_pairs=1.0), 700, seed=1)
+    for start, goal, actions, length, walk, walk_length in zip(
+            cells(drawn.obs), cells(drawn.goals), drawn.actions, drawn.lengths, drawn.walk_actions, drawn.walk_lengths):
+        env.reset()
+        env.pos = (1, start)
+        for action in actions[:length]:
+            env.step(int(action))
+        assert env.pos == (1, goal) and length == abs(goal - start) >= 1  # real, shortest, never the start
+        assert actions[length] == 4 and walk[walk_length] == 4 and walk_length >= 1
+    goal_counts = np.bincount(cells(drawn.goals), minlength=8)[1:]
+    assert goal_counts.min() > 700 / 7 * 0.6  # each of the 7 cells about a seventh of the goals
+    assert np.mean(np.array(cells(own.goals)) >= 5) < 0.08  # the trajectories' own pairs: cells 5-7 rarely
+    shard.insert(_corridor_walk(env, [3, 3, 2, 2] * 3))  # evicts the far walk: only cells 1-3 are held now
+    after = shard.sample(BatchQuery("pairs", 0, 12, shortest_routes=1.0, state_pairs=1.0), 200, seed=1)
+    assert set(cells(after.goals)) == set(cells(after.obs)) == {1, 2, 3}
+
+
+def test_state_pairs_depend_on_the_trajectories_held_not_on_the_shard_history():
+    """A shard that evicted a walk and built its graph early draws what a shard that only ever held the
+    survivors draws when it builds its graph at the first request: recovery rebuilds it that way."""
+    env = GridWorld("#########\n#...S...#\n#########")
+    walks = [_corridor_walk(env, moves) for moves in ([2, 2, 2, 3], [3, 3, 3, 2, 2], [2, 3, 3, 3, 3, 2])]
+    query = BatchQuery("pairs", 0, 6, shortest_routes=1.0, state_pairs=0.5)
+    early = ReplayShard(ReplayConfig(capacity=12, num_actions=4), 0)
+    early.insert(_corridor_walk(env, [2, 2, 3, 3, 3, 3]))
+    early.insert(walks[0])
+    early.sample(query, 8, seed=0)  # builds the graph, kept in step from here
+    for walk in walks[1:]:
+        early.insert(walk)  # evicts the first walk on the way
+    late = ReplayShard(ReplayConfig(capacity=12, num_actions=4), 0)
+    for walk in walks:
+        late.insert(walk)
+    a, b = early.sample(query, 300, seed=5), late.sample(query, 300, seed=5)
+    for field in ("obs", "goals", "actions", "lengths", "walk_actions", "walk_lengths"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    with pytest.raises(ValueError, match="needs shortest_routes"):
+        late.sample(BatchQuery("pairs", 0, 6, state_pairs=1.0), 4, seed=0)
+    stuck = ReplayShard(ReplayConfig(capacity=12, num_actions=4), 0)
+    stuck.insert(_corridor_walk(GridWorld("#####\n#S..#\n#####"), [0, 1, 2, 0]))  # bumps only: one frame
+    own = stuck.sample(BatchQuery("pairs", 0, 4, shortest_routes=1.0), 8, seed=1)
+    drawn = stuck.sample(BatchQuery("pairs", 0, 4, shortest_routes=1.0, state_pairs=1.0), 8, seed=1)
+    np.testing.assert_array_equal(drawn.actions, own.actions)  # no pair of two frames: the trajectory's pairs

@@ -51,7 +51,7 @@ class GlamorAgent:
     def sample_request(self) -> SampleRequest:
         c = self.config
         query = BatchQuery("pairs", c.batch_size, self.horizon, shortest_routes=c.shortest_route_share,
-                           graph_starts=c.graph_start_share)
+                           graph_starts=c.graph_start_share, state_pairs=c.state_pair_share)
         return SampleRequest(query, replay_ratio=c.replay_ratio,
                              min_steps_learn=c.min_steps_learn)
 

@@ -39,6 +39,10 @@ class GlamorConfig:
     # Not the paper's: this share of those routed pairs starts from any frame of the batch's transition
     # graph within reach of the goal, not the pair's own start (hindsight relabeling across trajectories).
     graph_start_share: float = 0.0
+    # Not the paper's: this share of the other routed pairs has its goal drawn uniformly over the distinct
+    # frames the replay holds and its start over those within reach of it, along every transition the
+    # replay holds (replay/state_graph.py): goals the walks rarely reach (a far room) are as common as any.
+    state_pair_share: float = 0.0
     # With shortest routes: the action prior learns the walks (the behaviour) and only the IDM the
     # routes, so that the ratio p_idm / p_prior stays bounded for actions no route takes (a bump into
     # a wall: unseen under both, and scored up to +2 nats each when the prior learned routes too).
@@ -100,8 +104,11 @@ class GlamorConfig:
             problems.append(f"shortest_route_share must be in [0, 1], got {self.shortest_route_share}")
         if not 0.0 <= self.graph_start_share <= 1.0:
             problems.append(f"graph_start_share must be in [0, 1], got {self.graph_start_share}")
-        elif self.graph_start_share and not self.shortest_route_share:
-            problems.append("graph_start_share is a share of the routed pairs: it needs shortest_route_share > 0")
+        for name in ("graph_start_share", "state_pair_share"):
+            if getattr(self, name) and not self.shortest_route_share:
+                problems.append(f"{name} is a share of the routed pairs: it needs shortest_route_share > 0")
+        if not 0.0 <= self.state_pair_share <= 1.0:
+            problems.append(f"state_pair_share must be in [0, 1], got {self.state_pair_share}")
         if self.collect_replan_every < 0:
             problems.append(f"collect_replan_every must be >= 0 (0: one plan per episode), got {self.collect_replan_every}")
         if self.next_goal_at_plan_end and self.stop_at_plan_end:

@@ -18,6 +18,7 @@ from pixelplan.envs.trajectory import Trajectory, TrajectoryError
 from . import sampling
 from .config import ReplayConfig
 from .errors import ReplayEmptyError, ReplayStoreUnavailable
+from .state_graph import StateGraph
 from .storage import TrajectoryRing
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class ReplayShard:
                         "duplicates": 0, "corrupt_skipped": 0}
         self._uids: dict[str, int] = {}  # uid -> seq of every stored trajectory that has one
         self._uid_of: dict[int, str] = {}  # seq -> uid, to forget evicted ones
+        self._graph: StateGraph | None = None  # built on the first request for state pairs, then kept in step
         self._store = None
         self._store_in_doubt = False  # a write failed mid-flight: Redis may hold it, memory does not
         if config.backend == "redis":
@@ -91,6 +93,8 @@ class ReplayShard:
         self._forget(self._ring.seqs[:evict])
         self._ring.evict(evict)
         self._ring.append(traj, seq)
+        if self._graph is not None:
+            self._graph.add(seq, traj.frames, traj.actions)
         if traj.uid:
             self._uids[traj.uid], self._uid_of[seq] = seq, traj.uid
         self._counts["evictions"] += evict
@@ -98,6 +102,8 @@ class ReplayShard:
 
     def _forget(self, seqs: np.ndarray) -> None:
         for seq in seqs.tolist():
+            if self._graph is not None:
+                self._graph.remove(seq)
             uid = self._uid_of.pop(seq, "")
             if self._uids.get(uid) == seq:
                 del self._uids[uid]
@@ -113,6 +119,7 @@ class ReplayShard:
         self._store_in_doubt = True  # until memory and Redis agree again (an outage below leaves it so)
         ring = self._ring
         ring.clear()
+        self._graph = None  # rebuilt from what is recovered, on the next request for it
         self._uids.clear()
         self._uid_of.clear()
         bad = []
@@ -193,7 +200,9 @@ class ReplayShard:
         if request.kind == "pairs":
             route = rng.random(n) < request.shortest_routes
             moved = route & (rng.random(n) < request.graph_starts) if request.graph_starts else np.zeros(n, bool)
-            batch = self._pairs(k, rank, request.length, route, moved, rng)
+            state = route & ~moved & (rng.random(n) < request.state_pairs) \
+                if request.state_pairs and self._state_graph().can_draw() else np.zeros(n, bool)
+            batch = self._pairs(k, rank, request.length, route, moved, state, rng)
         else:
             batch = self._windows(k, rank, request.length, request.cross_episodes)
         self._counts["samples"] += n
@@ -201,9 +210,10 @@ class ReplayShard:
         return batch
 
     def _pairs(self, k: np.ndarray, rank: np.ndarray, max_len: int, route: np.ndarray, moved: np.ndarray,
-               rng: np.random.Generator) -> PairBatch:
+               state: np.ndarray, rng: np.random.Generator) -> PairBatch:
         """Pairs (i, j) of trajectories k; where ``route``, the shortest route replaces the walk's actions;
-        where ``moved`` (routed pairs only), the start is another frame of the batch's graph (_graph_starts)."""
+        where ``moved`` (routed pairs only), the start is another frame of the batch's graph (_graph_starts);
+        where ``state`` (routed pairs only), start and goal are drawn from the shard's StateGraph."""
         ring = self._ring
         i, j = sampling.pair_from_rank(ring.lengths[k], max_len, rank)
         obs = ring.stacked(k, sampling.stack_offsets(i, ring.schema["stack"]))
@@ -224,15 +234,36 @@ class ReplayShard:
         span_actions = ring.actions[ring.slots(k[:, None], np.minimum(span[:, :-1], hi[:, None] - 1))]
         moves = sampling.transition_graph(keys, span_actions, hi - lo)
         lengths = walk_lengths.copy()
-        for b in np.flatnonzero(route & ~moved):
+        for b in np.flatnonzero(route & ~moved & ~state):
             path = sampling.shortest_route(moves, keys[b, i[b] - lo[b]], keys[b, j[b] - lo[b]])
             lengths[b] = len(path)
             actions[b, :len(path)] = path
         if moved.any():
             self._graph_starts(np.flatnonzero(moved), k, lo, hi - lo, keys[np.arange(len(k)), j - lo], keys,
                                span_actions, moves, max_len, rng, obs, actions, lengths, walk, walk_lengths)
+        if state.any():
+            self._state_pairs(np.flatnonzero(state), max_len, rng, obs, goals, actions, lengths, walk, walk_lengths)
         return PairBatch(obs=obs, goals=goals, actions=sampling.pair_actions(actions, lengths, self.config.num_actions),
                          lengths=lengths, walk_actions=walk, walk_lengths=walk_lengths)
+
+    def _state_pairs(self, rows: np.ndarray, max_len: int, rng: np.random.Generator, obs: np.ndarray,
+                     goals: np.ndarray, actions: np.ndarray, lengths: np.ndarray, walk: np.ndarray,
+                     walk_lengths: np.ndarray) -> None:
+        """In place: each of ``rows`` becomes a pair of the shard's StateGraph, its goal uniform over the
+        distinct frames held, with the route as its actions. The prior's walk is what the data did next
+        from the start's latest visit, as long as the row's own walk where that trajectory lasts."""
+        ring, live = self._ring, self._ring.seqs
+        for b, pair in zip(rows.tolist(), self._state_graph().pairs(len(rows), max_len, rng)):
+            (start_seq, t), (goal_seq, f) = pair.start, pair.goal
+            start_k, goal_k = np.searchsorted(live, [start_seq, goal_seq])
+            obs[b] = ring.frames[ring.slots(start_k, t)]
+            goals[b] = ring.frames[ring.slots(goal_k, f)]
+            lengths[b] = len(pair.route)
+            actions[b, :len(pair.route)] = pair.route
+            walk_lengths[b] = min(walk_lengths[b], ring.lengths[start_k] - t)
+            walk[b] = sampling.pad_token(self.config.num_actions)
+            walk[b, :walk_lengths[b]] = ring.actions[ring.slots(start_k, t + np.arange(walk_lengths[b]))]
+            walk[b, walk_lengths[b]] = sampling.end_token(self.config.num_actions)
 
     def _graph_starts(self, rows: np.ndarray, k: np.ndarray, lo: np.ndarray, span_len: np.ndarray,
                       goal_keys: np.ndarray, keys: np.ndarray, span_actions: np.ndarray, moves: dict,
@@ -264,6 +295,17 @@ class ReplayShard:
             walk[b] = sampling.pad_token(self.config.num_actions)
             walk[b, :walk_lengths[b]] = span_actions[row, t:t + walk_lengths[b]]
             walk[b, walk_lengths[b]] = sampling.end_token(self.config.num_actions)
+
+    def _state_graph(self) -> StateGraph:
+        """The shard's StateGraph, built from every stored trajectory at the first call, then kept in step
+        by _apply and _forget (shards that never draw state pairs pay nothing)."""
+        if self._graph is None:
+            ring, self._graph = self._ring, StateGraph()
+            for index, seq in enumerate(ring.seqs.tolist()):
+                steps = np.arange(ring.lengths[index] + 1)
+                self._graph.add(seq, ring.frames[ring.slots(np.array(index), steps)],
+                                ring.actions[ring.slots(np.array(index), steps[:-1])])
+        return self._graph
 
     def _frame_keys(self, k: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """One integer per distinct frame at (trajectory k, step) over the whole batch: equal keys, equal frames."""
@@ -299,6 +341,10 @@ class ReplayShard:
             raise ValueError(f"request.graph_starts is a share of the routed pairs, in [0, 1]; got {request.graph_starts}")
         if request.graph_starts and not request.shortest_routes:
             raise ValueError("graph_starts is a share of the routed pairs: it needs shortest_routes > 0")
+        if not 0.0 <= request.state_pairs <= 1.0:
+            raise ValueError(f"request.state_pairs is a share of the routed pairs, in [0, 1]; got {request.state_pairs}")
+        if request.state_pairs and not request.shortest_routes:
+            raise ValueError("state_pairs is a share of the routed pairs: it needs shortest_routes > 0")
         if request.kind == "pairs":
             if request.cross_episodes:
                 raise ValueError("pairs never cross episodes: cross_episodes applies to windows only")
