@@ -17,8 +17,11 @@ from pixelplan.distributed.recipes import RECIPES
 from pixelplan.distributed.resolve import ResolvedRun
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-# the grid recipe's two data settings and its ban on actions that did nothing
-ROUTES = dict(shortest_route_share=1.0, prior_on_walks=True, ban_noop_actions=True)
+# the grid recipe: the tiny preset twice as wide (its LSTM not), its data settings, planning with the IDM
+# alone, twice the preset's updates (so a learning-rate decay twice as long: 100 episodes of T, 2000 updates
+# on the room) and its ban on actions that did nothing
+ROUTES = dict(state_size=128, encoder_dim=128, mix_hidden=128, shortest_route_share=1.0, state_pair_share=1.0,
+              prior_on_walks=True, use_prior=False, replay_ratio=8.0, ban_noop_actions=True)
 
 
 def _config(argv: list[str]):
@@ -31,7 +34,7 @@ def test_grid_recipe_resolves_to_what_make_run_did(tmp_path):
     assert config.replay.capacity == 20000
     resolved = ResolvedRun.of(config)
     # the room the tiny preset's schedules were made on; the IDM on shortest routes, the prior on the walks
-    assert resolved.agent_config == GlamorConfig.tiny(**ROUTES)
+    assert resolved.agent_config == GlamorConfig.tiny(lr_decay_updates=2000, **ROUTES)
     assert '"recipe": "grid"' in resolved.to_json()  # config.json records which recipe made the run
 
 
@@ -41,7 +44,7 @@ def test_grid_recipe_scales_budget_and_schedules_with_the_layouts_time_limit(tmp
     episodes = config.steps / resolved.spec.time_limit
     assert resolved.spec.time_limit == 84 and episodes == 800  # as many episodes as on the 7x7 room
     assert (config.eval_every, config.replay.capacity) == (200 * 84, 1000 * 84)
-    assert resolved.agent_config == GlamorConfig.tiny(eps_steps=250 * 84, lr_decay_updates=50 * 84, **ROUTES)
+    assert resolved.agent_config == GlamorConfig.tiny(eps_steps=250 * 84, lr_decay_updates=100 * 84, **ROUTES)
     assert RECIPES["grid"].steps_for("grid:maze") == config.steps
     assert RECIPES["dmc-cpu"].steps_for("dmc:point_mass-easy") == 70_000  # a fixed budget stays fixed
 
@@ -51,7 +54,7 @@ def test_set_and_explicit_flags_override_the_recipe(tmp_path):
                       "--steps", "500", "--envs-per-worker", "2",
                       "--set", "agent.lr=1e-3", "replay.capacity=5000", "eval_every=0", "agent.preset=tiny"])
     assert (config.steps, config.envs_per_worker, config.eval_every, config.replay.capacity) == (500, 2, 0, 5000)
-    assert ResolvedRun.of(config).agent_config == GlamorConfig.tiny(lr=1e-3, **ROUTES)
+    assert ResolvedRun.of(config).agent_config == GlamorConfig.tiny(lr=1e-3, lr_decay_updates=2000, **ROUTES)
     # --set wins over an explicit flag too, as without a recipe
     assert _config(["--agent", "glamor", "--env", "grid", "--recipe", "grid", "--steps", "500",
                     "--set", "steps=700"]).steps == 700
