@@ -102,13 +102,12 @@ class GlamorConfig:
             problems.append(f"max_pair_length must be >= 1 or None, got {self.max_pair_length}")
         if not 0.0 <= self.shortest_route_share <= 1.0:
             problems.append(f"shortest_route_share must be in [0, 1], got {self.shortest_route_share}")
-        if not 0.0 <= self.graph_start_share <= 1.0:
-            problems.append(f"graph_start_share must be in [0, 1], got {self.graph_start_share}")
         for name in ("graph_start_share", "state_pair_share"):
-            if getattr(self, name) and not self.shortest_route_share:
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                problems.append(f"{name} must be in [0, 1], got {share}")
+            elif share and not self.shortest_route_share:
                 problems.append(f"{name} is a share of the routed pairs: it needs shortest_route_share > 0")
-        if not 0.0 <= self.state_pair_share <= 1.0:
-            problems.append(f"state_pair_share must be in [0, 1], got {self.state_pair_share}")
         if self.collect_replan_every < 0:
             problems.append(f"collect_replan_every must be >= 0 (0: one plan per episode), got {self.collect_replan_every}")
         if self.next_goal_at_plan_end and self.stop_at_plan_end:

@@ -261,9 +261,7 @@ class ReplayShard:
             lengths[b] = len(pair.route)
             actions[b, :len(pair.route)] = pair.route
             walk_lengths[b] = min(walk_lengths[b], ring.lengths[start_k] - t)
-            walk[b] = sampling.pad_token(self.config.num_actions)
-            walk[b, :walk_lengths[b]] = ring.actions[ring.slots(start_k, t + np.arange(walk_lengths[b]))]
-            walk[b, walk_lengths[b]] = sampling.end_token(self.config.num_actions)
+            self._write_walk(walk, b, ring.actions[ring.slots(start_k, t + np.arange(walk_lengths[b]))])
 
     def _graph_starts(self, rows: np.ndarray, k: np.ndarray, lo: np.ndarray, span_len: np.ndarray,
                       goal_keys: np.ndarray, keys: np.ndarray, span_actions: np.ndarray, moves: dict,
@@ -292,9 +290,13 @@ class ReplayShard:
             lengths[b] = len(path)
             actions[b, :len(path)] = path
             walk_lengths[b] = min(walk_lengths[b], span_len[row] - t)
-            walk[b] = sampling.pad_token(self.config.num_actions)
-            walk[b, :walk_lengths[b]] = span_actions[row, t:t + walk_lengths[b]]
-            walk[b, walk_lengths[b]] = sampling.end_token(self.config.num_actions)
+            self._write_walk(walk, b, span_actions[row, t:t + walk_lengths[b]])
+
+    def _write_walk(self, walk: np.ndarray, b: int, actions: np.ndarray) -> None:
+        """Row b of a token array becomes ``actions``, END, then PAD (the prior's walk of a moved pair)."""
+        walk[b] = sampling.pad_token(self.config.num_actions)
+        walk[b, :len(actions)] = actions
+        walk[b, len(actions)] = sampling.end_token(self.config.num_actions)
 
     def _state_graph(self) -> StateGraph:
         """The shard's StateGraph, built from every stored trajectory at the first call, then kept in step
@@ -337,14 +339,12 @@ class ReplayShard:
             raise ValueError(f"request.length must be >= 1, got {request.length}")
         if not 0.0 <= request.shortest_routes <= 1.0:
             raise ValueError(f"request.shortest_routes is a share of the pairs, in [0, 1]; got {request.shortest_routes}")
-        if not 0.0 <= request.graph_starts <= 1.0:
-            raise ValueError(f"request.graph_starts is a share of the routed pairs, in [0, 1]; got {request.graph_starts}")
-        if request.graph_starts and not request.shortest_routes:
-            raise ValueError("graph_starts is a share of the routed pairs: it needs shortest_routes > 0")
-        if not 0.0 <= request.state_pairs <= 1.0:
-            raise ValueError(f"request.state_pairs is a share of the routed pairs, in [0, 1]; got {request.state_pairs}")
-        if request.state_pairs and not request.shortest_routes:
-            raise ValueError("state_pairs is a share of the routed pairs: it needs shortest_routes > 0")
+        for name in ("graph_starts", "state_pairs"):
+            share = getattr(request, name)
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"request.{name} is a share of the routed pairs, in [0, 1]; got {share}")
+            if share and not request.shortest_routes:
+                raise ValueError(f"{name} is a share of the routed pairs: it needs shortest_routes > 0")
         if request.kind == "pairs":
             if request.cross_episodes:
                 raise ValueError("pairs never cross episodes: cross_episodes applies to windows only")

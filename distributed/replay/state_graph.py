@@ -43,9 +43,6 @@ class StateGraph:
         self._last_step: dict[int, tuple[int, int]] = {}  # node -> its latest (seq, step) with a next step
         self._edges: dict[tuple[int, int, int], int] = {}  # (node, next node, action) -> transitions
 
-    def __len__(self) -> int:
-        return len(self._visits)
-
     def add(self, seq: int, frames: np.ndarray, actions: np.ndarray) -> None:
         keys, actions = [frame_key(f) for f in frames], np.asarray(actions).tolist()
         self._trajectories[seq] = keys, actions
