@@ -32,6 +32,7 @@ from pixelplan.agents.alm import AlmAgent, AlmConfig
 from pixelplan.distributed.config import RunConfig
 from pixelplan.distributed.coordinator import Coordinator
 from pixelplan.distributed.replay.config import ReplayConfig
+from pixelplan.distributed.runtime import start_ray
 from pixelplan.envs import make_env
 from pixelplan.envs.batches import SequenceBatch
 
@@ -144,7 +145,7 @@ def sac_curve(budget: Budget) -> list[tuple[float, float, int, float]]:
                           evaluation_duration_unit="episodes", evaluation_num_env_runners=0,
                           evaluation_config={"explore": False})
               .debugging(seed=0))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    start_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         algo = config.build_algo()
         wall0, cpu0 = time.time(), time.process_time()

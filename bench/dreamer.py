@@ -29,6 +29,7 @@ import torch
 from pixelplan.agents.dreamer import DreamerAgent, DreamerConfig
 from pixelplan.agents.registry import make_agent
 from pixelplan.distributed.offline.reference_runs import DREAMER_GRID_OPTIONS, DREAMER_GRID_OVERRIDES, dreamer_grid_corner
+from pixelplan.distributed.runtime import start_ray
 from pixelplan.envs import make_env
 from pixelplan.envs.batches import SequenceBatch
 from pixelplan.envs.spec import EnvSpec
@@ -138,7 +139,7 @@ def acting_rate(acting: str, steps: int, out: Path) -> dict[str, float]:
 def compare_acting(steps: int) -> dict[str, float]:
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    start_ray(num_cpus=8, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         with tempfile.TemporaryDirectory() as out:
             rates = {acting: acting_rate(acting, steps, Path(out)) for acting in ("worker", "service")}

@@ -31,6 +31,7 @@ from pixelplan.distributed.config import RunConfig
 from pixelplan.distributed.coordinator import ACKED_FILE, Coordinator, TrainingStopped
 from pixelplan.distributed.replay import ReplayConfig, ReplayShard
 from pixelplan.distributed.replay.redis_server import LocalRedisServer
+from pixelplan.distributed.runtime import start_ray
 from pixelplan.envs.trajectory import Trajectory
 
 SHARDS = 2
@@ -298,7 +299,7 @@ def run(quick: bool) -> dict:
         results[name] = _timed(case, quick)
     import ray
 
-    ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
+    start_ray(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
              namespace="pixelplan-faults")
     try:
         for target in ("worker", "shard"):

@@ -54,6 +54,7 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from pixelplan.bench._cpu_profile import ProfileWindow, compare, markdown, session_cpu
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.replay.config import ReplayConfig
+from pixelplan.distributed.runtime import start_ray
 from pixelplan.envs import make_env
 from pixelplan.envs.gym_adapter import PixelPlanGymEnv
 
@@ -526,7 +527,7 @@ def ray_session():
     import ray
 
     # Logical CPUs only place actors (every fleet stays up, idle, between its turns); the cores stay 2.
-    ray.init(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
+    start_ray(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, namespace="pixelplan-bench")
     try:
         yield ray

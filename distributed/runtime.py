@@ -1,11 +1,37 @@
 """Placement: the only place that decides whether a component is a local object or a Ray actor."""
 from __future__ import annotations
 
+import logging
 import socket
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from .handles import LocalHandle, Pending, RayHandle, RayPending
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT = "timed out during startup"
+
+
+def start_ray(tries: int = 3, **kwargs) -> None:
+    """``ray.init(**kwargs)``, again when a cluster started here missed Ray's startup wait.
+
+    Ray gives a new node's raylet a fixed 30 s to register with the GCS; on a loaded 2-core machine that
+    wait can pass with nothing wrong. Joining an existing cluster (``address`` set) is not retried.
+    """
+    import ray
+
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as e:  # Ray raises a bare Exception here
+            if kwargs.get("address") is not None or STARTUP_TIMEOUT not in str(e) or attempt == tries:
+                raise
+            log.warning("Ray's node %s (try %d of %d); starting it again", STARTUP_TIMEOUT, attempt, tries)
+            ray.shutdown()
+            time.sleep(2.0 * attempt)
 
 
 def free_port() -> int:
@@ -56,7 +82,7 @@ class RayRuntime:
                       "include_dashboard": False, "log_to_driver": True}
             if address is None:
                 kwargs.update(num_cpus=num_cpus, object_store_memory=300 * 1024 * 1024)
-            ray.init(**kwargs)
+            start_ray(**kwargs)
 
     def spawn(self, cls, *args, name: str, num_cpus: float = 1, num_gpus: float = 0, restart: bool = True,
               local_cls=None) -> RayHandle:

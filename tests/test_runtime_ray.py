@@ -11,6 +11,7 @@ from pixelplan.bench.faults import Background, acked_uids
 from pixelplan.distributed.config import PlannerConfig, RunConfig
 from pixelplan.distributed.coordinator import Coordinator
 from pixelplan.distributed.replay.config import ReplayConfig
+from pixelplan.distributed.runtime import start_ray
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
+    start_ray(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
              namespace="pixelplan-tests")
     yield
     ray.shutdown()
