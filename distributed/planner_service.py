@@ -222,6 +222,12 @@ def join_results(parts: list) -> Any:
     return concat_rows(parts)
 
 
+def _timed(fn, *args) -> tuple[Any, float]:
+    """``fn(*args)`` and the seconds it took, measured in the thread that ran it."""
+    started = time.perf_counter()
+    return fn(*args), time.perf_counter() - started
+
+
 @dataclasses.dataclass
 class _Request:
     args: tuple  # batched along axis 0
@@ -341,16 +347,15 @@ class BatchingPlanner(PlannerService):
             call = (self._act_batch, *args, kind[1], max(it.env_steps for it in items))
         rows = sum(it.rows for it in items)
         try:
-            started = time.perf_counter()
             if self._executor_busy == 0 and self._row_s.get(kind, math.inf) * rows * 1000 <= self.config.inline_max_ms:
-                result = call[0](*call[1:])  # cheap: here, on the loop (never beside a batch on the thread)
+                result, seconds = _timed(*call)  # cheap: here, on the loop (never beside a batch on the thread)
             else:
                 self._executor_busy += 1
                 try:
-                    result = await loop.run_in_executor(self._executor, *call)
+                    result, seconds = await loop.run_in_executor(self._executor, _timed, *call)
                 finally:
                     self._executor_busy -= 1
-            self._row_s[kind] = (time.perf_counter() - started) / rows
+            self._row_s[kind] = seconds / rows  # the batch's own cost: the hand-off to the thread is not the loop's
         except Exception as exc:  # every caller of a failed batch hears why
             for it in items:
                 if not it.future.done():
