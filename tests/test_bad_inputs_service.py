@@ -38,8 +38,9 @@ def _array(array=None, *, data=None, shape=None, dtype=None) -> planner_pb2.Arra
     return message
 
 
-def _request(obs=None, goals=None, steps_left=(3, 3)) -> planner_pb2.PlanRequest:
-    return planner_pb2.PlanRequest(obs=obs or _array(), goals=goals or _array(), steps_left=list(steps_left))
+def _request(obs=None, goals=None, steps_left=(3, 3), banned=None) -> planner_pb2.PlanRequest:
+    return planner_pb2.PlanRequest(obs=obs or _array(), goals=goals or _array(), steps_left=list(steps_left),
+                                   banned=banned)
 
 
 BIG = np.zeros((MAX_ROWS + 1, 1, 9, 9), np.uint8)
@@ -63,6 +64,11 @@ GRPC_CASES = {  # name: (request, what the one-line message must say)
     "steps_left negative": (_request(steps_left=(-5, 3)), "steps_left must be 2 integers >= 1"),
     "steps_left count differs": (_request(steps_left=(3,)), "steps_left must be 2 integers"),
     "zero rows": (_request(obs=_array(OBS[:0]), goals=_array(OBS[:0]), steps_left=()), "1 to 16 rows"),
+    "banned as integers": (_request(banned=_array(np.zeros((2, 4), np.int64))), "banned must be (2, 4) bool"),
+    "banned for the wrong action count": (_request(banned=_array(np.zeros((2, 5), bool))), "banned must be (2, 4)"),
+    "banned leaves a row no action": (_request(banned=_array(np.array([[True] * 4, [False, True, True, True]]))),
+                                      "leaving each request an action"),
+    "banned payload too short": (_request(banned=_array(np.zeros((2, 4), bool), data=b"\0")), "banned: payload"),
     "more rows than allowed": (_request(obs=_array(BIG), goals=_array(BIG), steps_left=[2] * (MAX_ROWS + 1)),
                                "1 to 16 rows"),
 }

@@ -64,6 +64,16 @@ def test_binds_loopback_unless_told(served):
         assert s.connect_ex((outward, everywhere.service.grpc_port)) == 0  # the probe itself can see an open port
 
 
+def test_banned_first_actions_travel_over_grpc(served):
+    planner = served()
+    banned = np.array([[True, False, True, True], [True, True, True, False]])  # rows may start with 1 and 3 only
+    with PlannerClient(planner.address) as client:
+        firsts = np.array([client.plan(OBS, OBS, [3, 3], banned=banned).actions[:, 0] for _ in range(20)])
+        free = np.array([client.plan(OBS, OBS, [3, 3]).actions[:, 0] for _ in range(20)])
+    assert (firsts == [1, 3]).all()
+    assert len(np.unique(free)) > 2  # without the mask the stub's first actions are uniform over all 4
+
+
 def test_tls_and_bearer_token_are_checked_on_every_call(served, tmp_path):
     cert, key = self_signed_certificate(tmp_path)
     token_file = tmp_path / "token"

@@ -36,9 +36,12 @@ class PlannerClient:
         self.timeout = timeout
         self.metadata = (("authorization", f"Bearer {token}"),) if token else None
 
-    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left) -> PlanResult:
+    def plan(self, obs: np.ndarray, goals: np.ndarray, steps_left, banned: np.ndarray | None = None) -> PlanResult:
+        """``banned``: (B, n_actions) bool, first actions no plan may start with (each row leaves one)."""
         request = planner_pb2.PlanRequest(obs=to_proto(obs), goals=to_proto(goals),
                                           steps_left=[int(s) for s in np.atleast_1d(steps_left)])
+        if banned is not None:
+            request.banned.CopyFrom(to_proto(np.asarray(banned)))
         try:
             reply = self.stub.Plan(request, timeout=self.timeout, metadata=self.metadata)
         except grpc.RpcError as exc:

@@ -46,7 +46,9 @@ class _Servicer(planner_pb2_grpc.PlannerServicer):
         try:
             obs, goals = from_proto(request.obs, "obs"), from_proto(request.goals, "goals")
             steps_left = np.asarray(request.steps_left, np.int64)
-            result = await self.service.plan(obs, goals, steps_left, timeout_s=context.time_remaining(), outside=True)
+            banned = from_proto(request.banned, "banned") if request.HasField("banned") else None
+            result = await self.service.plan(obs, goals, steps_left, timeout_s=context.time_remaining(), outside=True,
+                                             banned=banned)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _one_line(exc))
         except PlannerBusy as exc:
