@@ -300,7 +300,7 @@ def run(quick: bool) -> dict:
     import ray
 
     start_ray(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
-             namespace="pixelplan-faults")
+              namespace="pixelplan-faults")
     try:
         for target in ("worker", "shard"):
             results[f"{target}_kill"] = _timed(lambda q, t=target: ray_kill_case(t, q), quick)

@@ -528,7 +528,7 @@ def ray_session():
 
     # Logical CPUs only place actors (every fleet stays up, idle, between its turns); the cores stay 2.
     start_ray(num_cpus=32, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
-             log_to_driver=False, namespace="pixelplan-bench")
+              log_to_driver=False, namespace="pixelplan-bench")
     try:
         yield ray
     finally:

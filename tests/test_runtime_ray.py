@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def ray_cluster():
     start_ray(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False,
-             namespace="pixelplan-tests")
+              namespace="pixelplan-tests")
     yield
     ray.shutdown()
 
